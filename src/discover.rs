@@ -1,0 +1,172 @@
+//! Discovery: from the configured sources to the packages they hold.
+//!
+//! A source path is either a package root or a folder whose sub-folders are package roots
+//! (`plugins/`, the user's package folder). Sources come in precedence order: explicit paths
+//! (`--package`, `package_paths`), the project's `.capmux/packages/`, the user's folder, then
+//! the bundled `plugins/`. When two roots hold the same package id, the first keeps it and
+//! the later one is reported as shadowed, never silently dropped.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use crate::config::{self, Config};
+use crate::diagnostic::Diagnostic;
+use crate::package::{self, Package, Source};
+
+/// One place to look for packages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Root {
+    pub path: PathBuf,
+    pub source: Source,
+    /// An explicit path must exist; the default folders may be absent.
+    pub required: bool,
+}
+
+/// Options of the command line that add to or remove from the config's sources.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    /// `--package PATH`, in order.
+    pub packages: Vec<PathBuf>,
+    /// `--no-bundled`: leave out the bundled `plugins/`.
+    pub no_bundled: bool,
+    /// `--only`: serve only the `--package` paths (what `capmux check` does).
+    pub only_explicit: bool,
+}
+
+/// The sources to read, in precedence order.
+pub fn roots(config: &Config, overrides: &Overrides, cwd: &Path) -> Vec<Root> {
+    let mut roots: Vec<Root> = overrides
+        .packages
+        .iter()
+        .map(|p| Root {
+            path: absolute(cwd, p),
+            source: Source::Explicit,
+            required: true,
+        })
+        .collect();
+    if overrides.only_explicit {
+        return roots;
+    }
+    roots.extend(config.package_paths.iter().map(|p| Root {
+        path: config.resolve(p),
+        source: Source::Explicit,
+        required: true,
+    }));
+    roots.push(Root {
+        path: cwd.join(".capmux").join("packages"),
+        source: Source::Project,
+        required: false,
+    });
+    if config.user_packages
+        && let Some(data) = config::data_home()
+    {
+        roots.push(Root {
+            path: data.join("capmux").join("packages"),
+            source: Source::User,
+            required: false,
+        });
+    }
+    if !overrides.no_bundled {
+        let (path, required) = match &config.plugins_dir {
+            Some(dir) => (config.resolve(dir), true),
+            None => (cwd.join("plugins"), false),
+        };
+        roots.push(Root {
+            path,
+            source: Source::Bundled,
+            required,
+        });
+    }
+    roots
+}
+
+fn absolute(cwd: &Path, path: &Path) -> PathBuf {
+    if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        cwd.join(path)
+    }
+}
+
+/// Loads every package under `roots`; one bad package never stops the others.
+pub fn discover(roots: &[Root]) -> (Vec<Package>, Vec<Diagnostic>) {
+    let mut packages: Vec<Package> = Vec::new();
+    let mut diagnostics = Vec::new();
+    let mut seen: BTreeMap<String, PathBuf> = BTreeMap::new();
+    for root in roots {
+        for dir in package_dirs(root, &mut diagnostics) {
+            let loaded = package::load(&dir, root.source);
+            diagnostics.extend(loaded.diagnostics);
+            let Some(package) = loaded.package else { continue };
+            if let Some(first) = seen.get(&package.id) {
+                diagnostics.push(
+                    Diagnostic::warning(
+                        &package.root,
+                        format!(
+                            "package `{}` is shadowed by the one at {}; this copy is not served",
+                            package.id,
+                            first.display()
+                        ),
+                    )
+                    .in_package(package.id.clone()),
+                );
+                continue;
+            }
+            seen.insert(package.id.clone(), package.root.clone());
+            packages.push(package);
+        }
+    }
+    (packages, diagnostics)
+}
+
+/// The package roots a source path stands for.
+fn package_dirs(root: &Root, diagnostics: &mut Vec<Diagnostic>) -> Vec<PathBuf> {
+    let path = &root.path;
+    if !path.exists() {
+        if root.required {
+            diagnostics.push(Diagnostic::error(path, "package path does not exist"));
+        }
+        return Vec::new();
+    }
+    if package::is_package_root(path) {
+        return vec![path.clone()];
+    }
+    if !path.is_dir() {
+        diagnostics.push(Diagnostic::error(
+            path,
+            "not a package: expected a folder with a package.json",
+        ));
+        return Vec::new();
+    }
+    let mut dirs: Vec<PathBuf> = match std::fs::read_dir(path) {
+        Ok(entries) => entries
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| p.is_dir())
+            .filter(|p| !p.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.')))
+            .collect(),
+        Err(err) => {
+            diagnostics.push(Diagnostic::error(path, format!("cannot read folder: {err}")));
+            return Vec::new();
+        }
+    };
+    dirs.sort();
+    let mut out = Vec::new();
+    for dir in dirs {
+        if package::is_package_root(&dir) {
+            out.push(dir);
+        } else {
+            diagnostics.push(Diagnostic::warning(
+                &dir,
+                "no package manifest here (package.json with a \"capmux\" object); the folder is skipped",
+            ));
+        }
+    }
+    if out.is_empty() && root.required {
+        diagnostics.push(Diagnostic::error(
+            path,
+            "no package here: neither a package root nor a folder of package roots",
+        ));
+    }
+    out
+}

@@ -1,0 +1,83 @@
+//! `${...}` variables in what a package asks capmux to run: command argv, server args, env
+//! and URLs.
+//!
+//! Known variables: `${pluginRoot}`, `${pluginData}`, `${workspace}`, `${settings.KEY}` and
+//! `${env:VAR}`. An unknown variable or an unset setting is an error, so a command never
+//! runs with a hole in its arguments; an unset environment variable expands to nothing, as
+//! in a shell.
+
+use std::path::Path;
+
+use serde_json::{Map, Value};
+
+/// The values variables expand to.
+pub struct Vars<'a> {
+    pub plugin_root: &'a Path,
+    pub plugin_data: &'a Path,
+    pub workspace: &'a Path,
+    pub settings: &'a Map<String, Value>,
+}
+
+/// Expands every `${...}` in `text`.
+pub fn expand(text: &str, vars: &Vars<'_>) -> Result<String, String> {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = rest.find("${") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        let end = after
+            .find('}')
+            .ok_or_else(|| format!("unclosed `${{` in `{text}`"))?;
+        out.push_str(&lookup(&after[..end], vars)?);
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+fn lookup(name: &str, vars: &Vars<'_>) -> Result<String, String> {
+    match name {
+        "pluginRoot" => Ok(vars.plugin_root.display().to_string()),
+        "pluginData" => Ok(vars.plugin_data.display().to_string()),
+        "workspace" => Ok(vars.workspace.display().to_string()),
+        _ => {
+            if let Some(key) = name.strip_prefix("settings.") {
+                return match vars.settings.get(key) {
+                    Some(Value::String(s)) => Ok(s.clone()),
+                    Some(other) => Ok(other.to_string()),
+                    None => Err(format!("setting `{key}` is not set")),
+                };
+            }
+            if let Some(var) = name.strip_prefix("env:") {
+                return Ok(std::env::var(var).unwrap_or_default());
+            }
+            Err(format!("unknown variable `${{{name}}}`"))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn known_variables_expand_and_unknown_ones_are_errors() {
+        let mut settings = Map::new();
+        settings.insert("url".into(), "https://x".into());
+        settings.insert("n".into(), 3.into());
+        let vars = Vars {
+            plugin_root: Path::new("/p"),
+            plugin_data: Path::new("/d"),
+            workspace: Path::new("/w"),
+            settings: &settings,
+        };
+        assert_eq!(
+            expand("${pluginRoot}/a ${settings.url} ${settings.n} ${workspace}${pluginData}", &vars).as_deref(),
+            Ok("/p/a https://x 3 /w/d")
+        );
+        assert!(expand("${settings.token}", &vars).unwrap_err().contains("token"));
+        assert!(expand("${nope}", &vars).unwrap_err().contains("nope"));
+        assert!(expand("${pluginRoot", &vars).is_err());
+        assert_eq!(expand("${env:CAPMUX_SURELY_UNSET_VAR}x", &vars).as_deref(), Ok("x"));
+    }
+}

@@ -1,0 +1,85 @@
+//! capmux: capability packages of every agent format, served as one MCP server.
+//!
+//! The data flow, module by module: `config` (our own TOML) and `discover` (package roots
+//! from the sources) → `package` (one format-independent `Package` per root, plus
+//! diagnostics) → `pool` (public names from `names`, routes, the merged `system_prompt`) →
+//! `server` (MCP over stdio), with `runner` executing command tools. The binary's `main.rs`
+//! only parses the command line and prints.
+
+pub mod config;
+pub mod diagnostic;
+pub mod discover;
+pub mod expand;
+pub mod names;
+pub mod package;
+pub mod pool;
+pub mod runner;
+pub mod server;
+pub mod system_prompt;
+
+use std::future::Future;
+use std::path::PathBuf;
+
+use rmcp::ServiceExt;
+
+pub use config::{Config, ConfigError};
+pub use diagnostic::{Diagnostic, Severity};
+pub use discover::Overrides;
+pub use pool::Pool;
+pub use server::Server;
+
+/// What capmux was asked to load.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// `--config PATH`; else the config file is looked for in the usual places.
+    pub config: Option<PathBuf>,
+    pub overrides: Overrides,
+    /// The working directory: the project, and what `${workspace}` means.
+    pub cwd: PathBuf,
+}
+
+/// Everything loaded: the config, the merged pool, and every diagnostic on the way.
+#[derive(Debug)]
+pub struct Loaded {
+    pub config: Config,
+    pub pool: Pool,
+    /// The loader's diagnostics followed by the merge's, sorted.
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+/// Loads the config, discovers and loads the packages, and merges them into a pool. Only a
+/// broken config file is an error; broken packages are diagnostics.
+pub fn load(options: &Options) -> Result<Loaded, ConfigError> {
+    let config = Config::find(options.config.as_deref(), &options.cwd)?;
+    Ok(load_with(config, options))
+}
+
+/// [`load`] with a config already in hand.
+pub fn load_with(config: Config, options: &Options) -> Loaded {
+    let roots = discover::roots(&config, &options.overrides, &options.cwd);
+    let (packages, mut diagnostics) = discover::discover(&roots);
+    let pool = Pool::build(packages, &config);
+    diagnostics.extend(pool.diagnostics().iter().cloned());
+    diagnostic::sort(&mut diagnostics);
+    Loaded {
+        config,
+        pool,
+        diagnostics,
+    }
+}
+
+/// Serves `server` on stdin/stdout until the client closes stdin or `shutdown` resolves.
+pub async fn serve_stdio(server: Server, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+    let running = server.serve(rmcp::transport::stdio_pipes()).await?;
+    let cancel = running.cancellation_token();
+    tokio::select! {
+        reason = running.waiting() => {
+            tracing::info!(reason = ?reason, "client session ended");
+        }
+        () = shutdown => {
+            tracing::info!("shutting down on signal");
+            cancel.cancel();
+        }
+    }
+    Ok(())
+}

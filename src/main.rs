@@ -1,0 +1,366 @@
+//! The `capmux` binary: parses the command line, sets up logging on stderr, calls the
+//! library and maps the outcome to an exit code (0 ok, 1 the thing checked or called
+//! failed, 2 capmux itself could not do what was asked).
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+use tokio_util::sync::CancellationToken;
+use tracing_subscriber::EnvFilter;
+
+use capmux::diagnostic::{self, Diagnostic, Severity};
+use capmux::{Loaded, Options, Overrides, Server};
+
+const EXAMPLES: &str = "\
+Examples:
+  capmux serve                                   serve ./plugins (and your packages) over stdio
+  capmux --package ./my-plugin serve             serve one more package
+  capmux check ./my-plugin                       validate a package while writing it
+  capmux tools                                   list every tool with its origin
+  capmux call text-tools__word_count '{\"text\":\"hello world\"}'
+  capmux prompt --provider claude                print the merged system prompt
+
+Connect a client:
+  claude mcp add capmux -- capmux serve";
+
+/// capmux: capability packages of every agent format, served as one MCP server.
+#[derive(Parser, Debug)]
+#[command(name = "capmux", version, about, after_help = EXAMPLES)]
+struct Cli {
+    /// The config file (TOML); default .capmux/config.toml, then ~/.config/capmux/config.toml.
+    #[arg(long, global = true, env = "CAPMUX_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// A package root, or a folder of package roots, to serve too (repeatable).
+    #[arg(long = "package", short = 'p', global = true, value_name = "PATH")]
+    packages: Vec<PathBuf>,
+    /// Leave out the bundled plugins/ folder.
+    #[arg(long, global = true)]
+    no_bundled: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Serve every package as one MCP server on stdin/stdout.
+    #[command(after_help = "Example:\n  claude mcp add capmux -- capmux serve\n\nLogs go to stderr (CAPMUX_LOG=debug for more); stdout carries only MCP.")]
+    Serve,
+    /// Validate packages: print every problem with its file; exit 1 on errors.
+    #[command(after_help = "Examples:\n  capmux check ./my-plugin\n  capmux check plugins/")]
+    Check {
+        /// Package roots or folders of package roots.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+    },
+    /// List the packages with their format, source and what they hold.
+    #[command(after_help = "Example:\n  capmux list --json | jq '.[].id'")]
+    List {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List every tool a client sees, with the package and item it comes from.
+    #[command(after_help = "Example:\n  capmux tools --json")]
+    Tools {
+        /// Print JSON (name, origin, description, inputSchema).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Call a tool by its public name, as a client would; exit 1 if the tool fails.
+    #[command(after_help = "Example:\n  capmux call text-tools__sha256 '{\"text\":\"abc\"}'")]
+    Call {
+        /// The public tool name (see `capmux tools`).
+        name: String,
+        /// The arguments as a JSON object.
+        #[arg(default_value = "{}")]
+        arguments: String,
+    },
+    /// Print the merged system prompt.
+    #[command(after_help = "Example:\n  capmux prompt --provider gemini")]
+    Prompt {
+        /// Include the parts meant for this provider only (claude, gemini, codex, ...).
+        #[arg(long)]
+        provider: Option<String>,
+        /// Print the parts with their origins as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            EnvFilter::try_from_env("CAPMUX_LOG")
+                .unwrap_or_else(|_| EnvFilter::new("capmux=info,rmcp=warn")),
+        )
+        .with_target(false)
+        .init();
+    match run(cli) {
+        Ok(code) => code,
+        Err(err) => {
+            let _ = writeln!(std::io::stderr(), "capmux: {err:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Writes to stdout; the one place the binary prints its output.
+fn out(text: &str) -> anyhow::Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    stdout.write_all(text.as_bytes())?;
+    if !text.ends_with('\n') {
+        stdout.write_all(b"\n")?;
+    }
+    Ok(())
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let cwd = std::env::current_dir().context("cannot read the working directory")?;
+    let only_explicit = matches!(cli.command, Command::Check { .. });
+    let mut packages = cli.packages;
+    if let Command::Check { paths } = &cli.command {
+        packages.extend(paths.iter().cloned());
+    }
+    let options = Options {
+        config: cli.config,
+        overrides: Overrides {
+            packages,
+            no_bundled: cli.no_bundled,
+            only_explicit,
+        },
+        cwd: cwd.clone(),
+    };
+    let loaded = capmux::load(&options)?;
+    match cli.command {
+        Command::Serve => serve(loaded, cwd),
+        Command::Check { .. } => check(&loaded, &cwd),
+        Command::List { json } => list(&loaded, &cwd, json),
+        Command::Tools { json } => tools(&loaded, json),
+        Command::Call { name, arguments } => call(loaded, cwd, &name, &arguments),
+        Command::Prompt { provider, json } => {
+            let prompt = &loaded.pool.system_prompt;
+            if json {
+                let parts: Vec<_> = prompt.parts_for(provider.as_deref()).collect();
+                out(&serde_json::to_string_pretty(&parts)?)?;
+            } else {
+                out(&prompt.render(provider.as_deref()))?;
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+fn serve(loaded: Loaded, cwd: PathBuf) -> anyhow::Result<ExitCode> {
+    for d in &loaded.diagnostics {
+        log_diagnostic(d);
+    }
+    let pool = &loaded.pool;
+    tracing::info!(
+        packages = pool.packages.len(),
+        tools = pool.tools.len(),
+        prompts = pool.prompts.len(),
+        resources = pool.resources.len(),
+        "serving MCP on stdio"
+    );
+    let server = Server::new(loaded.pool, &loaded.config, cwd);
+    runtime()?.block_on(async move {
+        let shutdown = CancellationToken::new();
+        let signals = shutdown.clone();
+        tokio::spawn(async move {
+            wait_for_signal().await;
+            signals.cancel();
+        });
+        capmux::serve_stdio(server, shutdown.cancelled_owned()).await
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+        (Ok(mut term), Ok(mut int)) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+        }
+        _ => std::future::pending().await,
+    }
+}
+
+fn log_diagnostic(d: &Diagnostic) {
+    let package = d.package.as_deref().unwrap_or("-");
+    let path = d.path.display();
+    match d.severity {
+        Severity::Error => tracing::error!(%package, %path, line = d.line, "{}", d.message),
+        Severity::Warning => tracing::warn!(%package, %path, line = d.line, "{}", d.message),
+        Severity::Info => tracing::info!(%package, %path, line = d.line, "{}", d.message),
+    }
+}
+
+fn show_diagnostics(diagnostics: &[Diagnostic], cwd: &std::path::Path) -> String {
+    let mut text = String::new();
+    for d in diagnostics {
+        let mut shown = d.clone();
+        shown.path = diagnostic::relative_to(&d.path, cwd);
+        text.push_str(&format!("{shown}\n"));
+    }
+    text
+}
+
+fn check(loaded: &Loaded, cwd: &std::path::Path) -> anyhow::Result<ExitCode> {
+    let mut text = show_diagnostics(&loaded.diagnostics, cwd);
+    for active in &loaded.pool.packages {
+        let p = &active.package;
+        text.push_str(&format!(
+            "checked {} {} ({}): {} tools, {} prompts, {} system prompts, {} servers, {} hooks\n",
+            p.id,
+            p.version.as_deref().unwrap_or("-"),
+            p.format,
+            p.tools.len(),
+            p.prompts.len(),
+            p.system_prompts.len(),
+            p.mcp_servers.len(),
+            p.hooks.len(),
+        ));
+    }
+    let errors = loaded.diagnostics.iter().filter(|d| d.is_error()).count();
+    let warnings = loaded
+        .diagnostics
+        .iter()
+        .filter(|d| d.severity == Severity::Warning)
+        .count();
+    text.push_str(&format!("{errors} errors, {warnings} warnings"));
+    out(&text)?;
+    Ok(if errors > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS })
+}
+
+fn list(loaded: &Loaded, cwd: &std::path::Path, json: bool) -> anyhow::Result<ExitCode> {
+    let pool = &loaded.pool;
+    if json {
+        let rows: Vec<serde_json::Value> = pool
+            .packages
+            .iter()
+            .map(|a| {
+                let p = &a.package;
+                serde_json::json!({
+                    "id": p.id, "namespace": a.namespace, "version": p.version,
+                    "format": p.format, "source": p.source, "root": p.root,
+                    "enabled": a.enabled, "priority": p.priority,
+                    "permissions": p.permissions, "granted": a.grants,
+                    "tools": p.tools.len(), "prompts": p.prompts.len(),
+                    "systemPrompts": p.system_prompts.len(), "mcpServers": p.mcp_servers.len(),
+                    "hooks": p.hooks.len(),
+                    "diagnostics": loaded.diagnostics.iter()
+                        .filter(|d| d.package.as_deref() == Some(&p.id)).collect::<Vec<_>>(),
+                })
+            })
+            .collect();
+        out(&serde_json::to_string_pretty(&rows)?)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut text = format!(
+        "{:<32} {:<14} {:<9} {:<10} {:<8} {:>5} {:>7} {:>6}\n",
+        "PACKAGE", "NAMESPACE", "VERSION", "FORMAT", "SOURCE", "TOOLS", "PROMPTS", "SYSTEM"
+    );
+    for a in &pool.packages {
+        let p = &a.package;
+        text.push_str(&format!(
+            "{:<32} {:<14} {:<9} {:<10} {:<8} {:>5} {:>7} {:>6}{}\n",
+            p.id,
+            a.namespace,
+            p.version.as_deref().unwrap_or("-"),
+            p.format.to_string(),
+            p.source.to_string(),
+            p.tools.len(),
+            p.prompts.len(),
+            p.system_prompts.len(),
+            if a.enabled { "" } else { "  (disabled)" },
+        ));
+    }
+    if !loaded.diagnostics.is_empty() {
+        text.push('\n');
+        text.push_str(&show_diagnostics(&loaded.diagnostics, cwd));
+    }
+    out(&text)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn tools(loaded: &Loaded, json: bool) -> anyhow::Result<ExitCode> {
+    let pool = &loaded.pool;
+    let rows: Vec<(String, String, String, &rmcp::model::Tool)> = pool
+        .tools
+        .iter()
+        .filter_map(|(public, entry)| {
+            let (active, tool) = pool.tool(public)?;
+            let description = entry.item.description.as_deref().unwrap_or("").to_owned();
+            Some((public.clone(), format!("{}: {}", active.package.id, tool.name), description, &entry.item))
+        })
+        .collect();
+    if json {
+        let rows: Vec<serde_json::Value> = rows
+            .iter()
+            .map(|(name, origin, description, item)| {
+                serde_json::json!({ "name": name, "origin": origin, "description": description,
+                                    "inputSchema": item.input_schema })
+            })
+            .collect();
+        out(&serde_json::to_string_pretty(&rows)?)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut text = String::new();
+    for (name, origin, description, _) in &rows {
+        let first_line = description.lines().next().unwrap_or("");
+        text.push_str(&format!("{name:<40} {origin:<44} {first_line}\n"));
+    }
+    text.push_str(&format!("{} tools", rows.len()));
+    out(&text)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn call(loaded: Loaded, cwd: PathBuf, name: &str, arguments: &str) -> anyhow::Result<ExitCode> {
+    let arguments: serde_json::Value =
+        serde_json::from_str(arguments).context("the arguments are not valid JSON")?;
+    let serde_json::Value::Object(arguments) = arguments else {
+        bail!("the arguments must be a JSON object, like '{{\"text\": \"hi\"}}'");
+    };
+    if loaded.pool.tool(name).is_none() {
+        bail!("unknown tool `{name}`; `capmux tools` lists them");
+    }
+    let server = Server::new(loaded.pool, &loaded.config, cwd);
+    let pool = server.pool();
+    let (active, tool) = pool.tool(name).context("tool vanished")?;
+    let result = runtime()?.block_on(server.runner().call(
+        active,
+        tool,
+        name,
+        Some(arguments),
+        CancellationToken::new(),
+    ));
+    let text: Vec<String> = result
+        .content
+        .iter()
+        .map(|c| match c.as_text() {
+            Some(t) => t.text.clone(),
+            None => serde_json::to_string(c).unwrap_or_default(),
+        })
+        .collect();
+    if result.is_error == Some(true) {
+        let _ = writeln!(std::io::stderr(), "{}", text.join("\n"));
+        return Ok(ExitCode::from(1));
+    }
+    out(&text.join("\n"))?;
+    Ok(ExitCode::SUCCESS)
+}

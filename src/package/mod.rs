@@ -1,0 +1,346 @@
+//! The package model: one format-independent `Package` per package root.
+//!
+//! Each format has its own reader (only the native one so far, `native.rs`); all of them
+//! produce this model, so nothing after the loader knows which format a package came in.
+//! The loader only reads files: it never starts a process and never writes.
+
+pub mod native;
+mod read;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use crate::diagnostic::Diagnostic;
+
+/// Files a package may hand us are capped at this size: manifests, prompt files, rules.
+pub const MAX_FILE_BYTES: u64 = 1024 * 1024;
+
+/// A package may declare at most this many items of one kind.
+pub const MAX_ITEMS: usize = 1000;
+
+/// Lower runs first; what a package gets when it says nothing.
+pub const DEFAULT_PRIORITY: i64 = 100;
+
+/// Where a package root was found; earlier sources shadow later ones with the same id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Source {
+    /// `--package` on the command line or `packages` in the config file.
+    Explicit,
+    /// `.capmux/packages/` in the working directory.
+    Project,
+    /// The user's data folder (`$XDG_DATA_HOME/capmux/packages`).
+    User,
+    /// The `plugins/` folder shipped with capmux; these hold what they declare.
+    Bundled,
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Source::Explicit => "explicit",
+            Source::Project => "project",
+            Source::User => "user",
+            Source::Bundled => "bundled",
+        })
+    }
+}
+
+/// The format a package root was recognised as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Format {
+    /// `package.json` with a `"capmux"` object.
+    Native,
+    /// `package.json` with an `"aionui"` object (the AionUi plugin RFC), read as native.
+    AionuiRfc,
+}
+
+impl fmt::Display for Format {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Format::Native => "native",
+            Format::AionuiRfc => "aionui-rfc",
+        })
+    }
+}
+
+/// A permission a package can declare and a user can grant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub enum Permission {
+    #[serde(rename = "fs:read")]
+    FsRead,
+    #[serde(rename = "fs:write")]
+    FsWrite,
+    #[serde(rename = "fs:global")]
+    FsGlobal,
+    #[serde(rename = "network:fetch")]
+    NetworkFetch,
+    #[serde(rename = "shell:execute")]
+    ShellExecute,
+    #[serde(rename = "mcp:server")]
+    McpServer,
+}
+
+impl Permission {
+    pub const ALL: [Permission; 6] = [
+        Permission::FsRead,
+        Permission::FsWrite,
+        Permission::FsGlobal,
+        Permission::NetworkFetch,
+        Permission::ShellExecute,
+        Permission::McpServer,
+    ];
+
+    /// Permissions of the AionUi RFC that concern a desktop UI; accepted and ignored.
+    pub const IGNORED: [&'static str; 3] = ["ui:panel", "ui:overlay", "clipboard"];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Permission::FsRead => "fs:read",
+            Permission::FsWrite => "fs:write",
+            Permission::FsGlobal => "fs:global",
+            Permission::NetworkFetch => "network:fetch",
+            Permission::ShellExecute => "shell:execute",
+            Permission::McpServer => "mcp:server",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Permission> {
+        Permission::ALL.into_iter().find(|p| p.as_str() == s)
+    }
+}
+
+impl fmt::Display for Permission {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One piece of system-prompt text from a package.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SystemPrompt {
+    pub content: String,
+    pub priority: i64,
+    /// Only for these providers (`claude`, `gemini`, …); `None` means every provider.
+    pub providers: Option<Vec<String>>,
+    /// The file it came from, relative to the package root; `None` when inline.
+    pub file: Option<PathBuf>,
+}
+
+/// An argument of a prompt; values arrive as strings (MCP's `prompts/get`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PromptArgument {
+    pub name: String,
+    pub description: Option<String>,
+    pub required: bool,
+}
+
+/// A prompt template; `{{name}}` in `template` is replaced by the argument `name`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Prompt {
+    pub name: String,
+    pub description: Option<String>,
+    pub arguments: Vec<PromptArgument>,
+    pub template: String,
+}
+
+/// What runs when a tool is called.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum ToolHandler {
+    /// An argv run in the package root; arguments as JSON on stdin.
+    Command { argv: Vec<String>, timeout_ms: u64 },
+}
+
+/// A tool declared by a package.
+#[derive(Debug, Clone, Serialize)]
+pub struct Tool {
+    pub name: String,
+    pub title: Option<String>,
+    pub description: Option<String>,
+    pub input_schema: Arc<Map<String, Value>>,
+    pub annotations: Option<Value>,
+    pub handler: ToolHandler,
+    /// The compiled `input_schema`; arguments are checked against it before anything runs.
+    #[serde(skip)]
+    pub validator: Arc<jsonschema::Validator>,
+}
+
+/// The type of a setting's value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SettingType {
+    String,
+    Number,
+    Boolean,
+    Select,
+    Multiselect,
+}
+
+/// A setting a package declares; values come from the user's config.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Setting {
+    pub kind: SettingType,
+    pub label: Option<String>,
+    pub description: Option<String>,
+    pub default: Option<Value>,
+    pub secret: bool,
+    pub required: bool,
+    pub options: Vec<Value>,
+}
+
+/// The skills a package declares; served by the skills front end.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Skills {
+    /// A folder of `<name>/SKILL.md`, relative to the package root.
+    Folder(PathBuf),
+    /// Skills listed one by one.
+    List(Vec<SkillRef>),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SkillRef {
+    pub name: String,
+    pub description: Option<String>,
+    pub path: Option<PathBuf>,
+}
+
+/// How capmux reaches a child MCP server.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum Transport {
+    Stdio {
+        command: String,
+        args: Vec<String>,
+        env: BTreeMap<String, String>,
+        cwd: Option<String>,
+    },
+    Http {
+        url: String,
+        headers: BTreeMap<String, String>,
+    },
+    Sse {
+        url: String,
+        headers: BTreeMap<String, String>,
+    },
+}
+
+/// A child MCP server a package declares; run by the supervisor.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct McpServer {
+    pub name: String,
+    pub description: Option<String>,
+    pub transport: Transport,
+    pub lazy: bool,
+}
+
+/// The events a hook can attach to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum HookEvent {
+    BeforeMessage,
+    AfterResponse,
+    BeforeToolCall,
+    AfterToolCall,
+    BeforePromptGet,
+    AfterPromptGet,
+    BeforeResourceRead,
+    AfterResourceRead,
+    SessionStart,
+}
+
+impl HookEvent {
+    pub const ALL: [(&'static str, HookEvent); 9] = [
+        ("beforeMessage", HookEvent::BeforeMessage),
+        ("afterResponse", HookEvent::AfterResponse),
+        ("beforeToolCall", HookEvent::BeforeToolCall),
+        ("afterToolCall", HookEvent::AfterToolCall),
+        ("beforePromptGet", HookEvent::BeforePromptGet),
+        ("afterPromptGet", HookEvent::AfterPromptGet),
+        ("beforeResourceRead", HookEvent::BeforeResourceRead),
+        ("afterResourceRead", HookEvent::AfterResourceRead),
+        ("sessionStart", HookEvent::SessionStart),
+    ];
+}
+
+/// What a hook runs.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum HookHandler {
+    Command { argv: Vec<String> },
+    Http { url: String },
+}
+
+/// A hook a package declares; run by the hook chain.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Hook {
+    pub event: HookEvent,
+    pub matcher: Option<String>,
+    pub handler: HookHandler,
+    pub timeout_ms: Option<u64>,
+    /// `true` lets the call through when the hook fails; `false` blocks it.
+    pub fail_open: Option<bool>,
+}
+
+/// A capability package, whatever format it came in.
+#[derive(Debug, Clone, Serialize)]
+pub struct Package {
+    /// The npm name, or the folder name when the manifest has none.
+    pub id: String,
+    pub version: Option<String>,
+    pub display_name: Option<String>,
+    pub description: Option<String>,
+    pub category: Option<String>,
+    pub source: Source,
+    pub root: PathBuf,
+    pub format: Format,
+    pub priority: i64,
+    pub permissions: BTreeSet<Permission>,
+    pub settings: BTreeMap<String, Setting>,
+    pub system_prompts: Vec<SystemPrompt>,
+    pub skills: Option<Skills>,
+    pub prompts: Vec<Prompt>,
+    pub tools: Vec<Tool>,
+    pub mcp_servers: Vec<McpServer>,
+    pub hooks: Vec<Hook>,
+}
+
+impl Package {
+    /// The name shown to people: the display name, else the id.
+    pub fn title(&self) -> &str {
+        self.display_name.as_deref().unwrap_or(&self.id)
+    }
+}
+
+/// What loading one root gave: the package, if any survived, and what was wrong.
+#[derive(Debug, Default)]
+pub struct Loaded {
+    pub package: Option<Package>,
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+/// Whether `dir` holds a package in a format this build reads.
+pub fn is_package_root(dir: &Path) -> bool {
+    native::detect(dir).is_some()
+}
+
+/// Loads the package at `root`, or says why there is none.
+pub fn load(root: &Path, source: Source) -> Loaded {
+    match native::detect(root) {
+        Some(manifest) => native::load(root, &manifest, source),
+        None => Loaded {
+            package: None,
+            diagnostics: vec![Diagnostic::error(
+                root,
+                "no package found: expected a package.json with a \"capmux\" (or \"aionui\") object",
+            )],
+        },
+    }
+}

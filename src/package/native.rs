@@ -1,0 +1,889 @@
+//! The native format: `package.json` with a `"capmux"` object, or the same object under
+//! `"aionui"` (the AionUi plugin RFC's field), read the same way.
+//!
+//! package.json is read leniently as a `serde_json::Value` rather than through the
+//! `npm-package-json` crate: that crate rejects shapes real packages publish (a string
+//! `bin`, no `version`, a string `bugs`), and reading field by field lets every problem
+//! become its own diagnostic with the JSON path of the field, instead of one parse failure
+//! for the whole package. Unknown keys are warnings; a bad item is dropped with an error and
+//! its siblings load.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde_json::{Map, Value};
+
+use super::read::{read_in_root, read_text, resolve};
+use super::{
+    DEFAULT_PRIORITY, Format, Hook, HookEvent, HookHandler, Loaded, MAX_ITEMS, McpServer,
+    Package, Permission, Prompt, PromptArgument, Setting, SettingType, SkillRef, Skills, Source,
+    SystemPrompt, Tool, ToolHandler, Transport,
+};
+use crate::diagnostic::{Diagnostic, Severity};
+use crate::names;
+
+/// The manifest file of the native format.
+pub const MANIFEST: &str = "package.json";
+
+/// The manifest version this build reads.
+pub const MANIFEST_VERSION: u64 = 1;
+
+/// Default and longest run time of a command tool.
+pub const DEFAULT_TIMEOUT_MS: u64 = 30_000;
+pub const MAX_TIMEOUT_MS: u64 = 600_000;
+
+const CAPMUX_KEYS: &[&str] = &[
+    "manifestVersion",
+    "pluginVersion",
+    "displayName",
+    "description",
+    "category",
+    "icon",
+    "minHostVersion",
+    "priority",
+    "permissions",
+    "systemPrompts",
+    "skills",
+    "prompts",
+    "tools",
+    "mcpServers",
+    "hooks",
+    "settings",
+    "agents",
+];
+
+/// The manifest path when `dir` holds a package.json.
+pub fn detect(dir: &Path) -> Option<PathBuf> {
+    let manifest = dir.join(MANIFEST);
+    manifest.is_file().then_some(manifest)
+}
+
+/// Marker for "an error was already reported; drop this item".
+struct Bad;
+
+type Parsed<T> = Result<T, Bad>;
+
+/// The loader's state while reading one manifest.
+struct Reader<'a> {
+    root: &'a Path,
+    manifest: &'a Path,
+    package: String,
+    diagnostics: Vec<Diagnostic>,
+}
+
+impl Reader<'_> {
+    fn push(&mut self, severity: Severity, path: &Path, message: String) {
+        self.diagnostics.push(
+            Diagnostic::new(severity, path, message).in_package(self.package.clone()),
+        );
+    }
+
+    fn error(&mut self, message: impl Into<String>) -> Bad {
+        let manifest = self.manifest.to_path_buf();
+        self.push(Severity::Error, &manifest, message.into());
+        Bad
+    }
+
+    fn warn(&mut self, message: impl Into<String>) {
+        let manifest = self.manifest.to_path_buf();
+        self.push(Severity::Warning, &manifest, message.into());
+    }
+
+    fn info(&mut self, message: impl Into<String>) {
+        let manifest = self.manifest.to_path_buf();
+        self.push(Severity::Info, &manifest, message.into());
+    }
+
+    fn unknown_keys(&mut self, obj: &Map<String, Value>, known: &[&str], at: &str) {
+        for key in obj.keys() {
+            if !known.contains(&key.as_str()) {
+                let hint = closest(key, known)
+                    .map(|k| format!(" (did you mean `{k}`?)"))
+                    .unwrap_or_default();
+                self.warn(format!("{at}: unknown key `{key}` is ignored{hint}"));
+            }
+        }
+    }
+
+    fn opt_str(&mut self, obj: &Map<String, Value>, key: &str, at: &str) -> Parsed<Option<String>> {
+        match obj.get(key) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s.clone())),
+            Some(other) => Err(self.error(format!(
+                "{at}.{key}: expected a string, found {}",
+                kind(other)
+            ))),
+        }
+    }
+
+    fn req_str(&mut self, obj: &Map<String, Value>, key: &str, at: &str) -> Parsed<String> {
+        match self.opt_str(obj, key, at)? {
+            Some(s) if !s.trim().is_empty() => Ok(s),
+            Some(_) => Err(self.error(format!("{at}.{key}: must not be empty"))),
+            None => Err(self.error(format!("{at}: `{key}` is required"))),
+        }
+    }
+
+    fn opt_bool(&mut self, obj: &Map<String, Value>, key: &str, at: &str) -> Parsed<Option<bool>> {
+        match obj.get(key) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Bool(b)) => Ok(Some(*b)),
+            Some(other) => Err(self.error(format!(
+                "{at}.{key}: expected true or false, found {}",
+                kind(other)
+            ))),
+        }
+    }
+
+    fn opt_int(&mut self, obj: &Map<String, Value>, key: &str, at: &str) -> Parsed<Option<i64>> {
+        match obj.get(key) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Number(n)) if n.is_i64() => Ok(n.as_i64()),
+            Some(other) => Err(self.error(format!(
+                "{at}.{key}: expected a whole number, found {}",
+                kind(other)
+            ))),
+        }
+    }
+
+    fn str_list(&mut self, value: &Value, at: &str) -> Parsed<Vec<String>> {
+        let Value::Array(items) = value else {
+            return Err(self.error(format!("{at}: expected an array of strings, found {}", kind(value))));
+        };
+        items
+            .iter()
+            .enumerate()
+            .map(|(i, item)| match item {
+                Value::String(s) => Ok(s.clone()),
+                other => Err(self.error(format!("{at}[{i}]: expected a string, found {}", kind(other)))),
+            })
+            .collect()
+    }
+
+    fn str_map(&mut self, value: &Value, at: &str) -> Parsed<BTreeMap<String, String>> {
+        let Value::Object(obj) = value else {
+            return Err(self.error(format!("{at}: expected an object of strings, found {}", kind(value))));
+        };
+        obj.iter()
+            .map(|(k, v)| match v {
+                Value::String(s) => Ok((k.clone(), s.clone())),
+                other => Err(self.error(format!("{at}.{k}: expected a string, found {}", kind(other)))),
+            })
+            .collect()
+    }
+
+    /// The array under `key`, capped at [`MAX_ITEMS`]; a wrong type is an error.
+    fn items<'v>(&mut self, obj: &'v Map<String, Value>, key: &str) -> Parsed<&'v [Value]> {
+        match obj.get(key) {
+            None | Some(Value::Null) => Ok(&[]),
+            Some(Value::Array(items)) if items.len() > MAX_ITEMS => Err(self.error(format!(
+                "capmux.{key}: {} items; a package may declare at most {MAX_ITEMS}",
+                items.len()
+            ))),
+            Some(Value::Array(items)) => Ok(items),
+            Some(other) => Err(self.error(format!(
+                "capmux.{key}: expected an array, found {}",
+                kind(other)
+            ))),
+        }
+    }
+
+    /// An item name, sanitized; a change is a warning, an unusable name an error.
+    fn item_name(&mut self, raw: &str, what: &str, at: &str) -> Parsed<String> {
+        match names::sanitize_item(raw) {
+            Ok((name, false)) => Ok(name),
+            Ok((name, true)) => {
+                self.warn(format!(
+                    "{at}: {what} name `{raw}` may only use A-Z a-z 0-9 _ -; it is served as `{name}`"
+                ));
+                Ok(name)
+            }
+            Err(err) => Err(self.error(format!("{at}: {what} name cannot be made valid: {err}"))),
+        }
+    }
+
+    /// Reads `rel` from the package; a problem is an error at `at`.
+    fn file(&mut self, rel: &str, at: &str) -> Parsed<(PathBuf, String)> {
+        read_in_root(self.root, rel).map_err(|err| self.error(format!("{at}.file: {err}")))
+    }
+}
+
+/// Loads the native package whose manifest is `manifest`.
+pub fn load(root: &Path, manifest: &Path, source: Source) -> Loaded {
+    let folder_name = root
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "package".into());
+    let mut reader = Reader {
+        root,
+        manifest,
+        package: folder_name.clone(),
+        diagnostics: Vec::new(),
+    };
+    let package = read_package(&mut reader, root, source, folder_name).ok();
+    Loaded {
+        package,
+        diagnostics: reader.diagnostics,
+    }
+}
+
+fn read_package(r: &mut Reader<'_>, root: &Path, source: Source, folder_name: String) -> Parsed<Package> {
+    let text = read_text(r.manifest).map_err(|err| r.error(err))?;
+    let json: Value = serde_json::from_str(&text).map_err(|err| {
+        let line = err.line();
+        r.diagnostics.push(
+            Diagnostic::error(r.manifest, format!("invalid JSON: {err}"))
+                .at_line(line)
+                .in_package(r.package.clone()),
+        );
+        Bad
+    })?;
+    let Value::Object(top) = json else {
+        return Err(r.error(format!("expected a JSON object, found {}", kind(&json))));
+    };
+
+    let id = match top.get("name") {
+        Some(Value::String(name)) if !name.trim().is_empty() => name.clone(),
+        _ => {
+            r.warn(format!("package.json has no \"name\"; the folder name `{folder_name}` is used as the package id"));
+            folder_name
+        }
+    };
+    r.package = id.clone();
+
+    let (format, manifest) = match (top.get("capmux"), top.get("aionui")) {
+        (Some(capmux), aionui) => {
+            if aionui.is_some() {
+                r.warn("both \"capmux\" and \"aionui\" are present; \"aionui\" is ignored");
+            }
+            (Format::Native, capmux)
+        }
+        (None, Some(aionui)) => (Format::AionuiRfc, aionui),
+        (None, None) => {
+            return Err(r.error(
+                "package.json has no \"capmux\" object: add one to make this folder a capmux package",
+            ));
+        }
+    };
+    let key = if format == Format::Native { "capmux" } else { "aionui" };
+    let Value::Object(m) = manifest else {
+        return Err(r.error(format!("\"{key}\": expected an object, found {}", kind(manifest))));
+    };
+    r.unknown_keys(m, CAPMUX_KEYS, key);
+
+    if format == Format::Native {
+        match m.get("manifestVersion") {
+            None => r.info(format!("capmux.manifestVersion is missing; version {MANIFEST_VERSION} is assumed")),
+            Some(Value::Number(n)) if n.as_u64() == Some(MANIFEST_VERSION) => {}
+            Some(other) => {
+                return Err(r.error(format!(
+                    "capmux.manifestVersion {other} is not supported: this capmux reads version {MANIFEST_VERSION}"
+                )));
+            }
+        }
+    }
+    if let Some(min) = r.opt_str(m, "minHostVersion", key)? {
+        let ours = env!("CARGO_PKG_VERSION");
+        match (parse_version(&min), parse_version(ours)) {
+            (Some(needed), Some(have)) if needed > have => {
+                return Err(r.error(format!(
+                    "{key}.minHostVersion: the package needs capmux {min} or newer; this is {ours}"
+                )));
+            }
+            (None, _) => r.warn(format!("{key}.minHostVersion `{min}` is not a version like 1.2.3; ignored")),
+            _ => {}
+        }
+    }
+    if m.contains_key("agents") {
+        r.info(format!("{key}.agents: assistants of the AionUi RFC are not served over MCP"));
+    }
+
+    let permissions = read_permissions(r, m, key)?;
+    let priority = r.opt_int(m, "priority", key)?.unwrap_or(DEFAULT_PRIORITY);
+    let display_name = r.opt_str(m, "displayName", key)?;
+    let description = match r.opt_str(m, "description", key)? {
+        Some(d) => Some(d),
+        None => top.get("description").and_then(Value::as_str).map(str::to_owned),
+    };
+    let category = r.opt_str(m, "category", key)?;
+    let version = top.get("version").and_then(Value::as_str).map(str::to_owned);
+
+    // Item lists: an error inside one item drops that item; a list of the wrong type drops
+    // the list. Neither stops the package.
+    let settings = read_settings(r, m).unwrap_or_default();
+    let system_prompts = read_system_prompts(r, m).unwrap_or_default();
+    let prompts = read_prompts(r, m).unwrap_or_default();
+    let tools = read_tools(r, m, format, &permissions).unwrap_or_default();
+    let skills = read_skills(r, m).unwrap_or_default();
+    let mcp_servers = read_mcp_servers(r, m, format).unwrap_or_default();
+    let hooks = read_hooks(r, m).unwrap_or_default();
+
+    Ok(Package {
+        id,
+        version,
+        display_name,
+        description,
+        category,
+        source,
+        root: root.to_path_buf(),
+        format,
+        priority,
+        permissions,
+        settings,
+        system_prompts,
+        skills,
+        prompts,
+        tools,
+        mcp_servers,
+        hooks,
+    })
+}
+
+fn read_permissions(r: &mut Reader<'_>, m: &Map<String, Value>, key: &str) -> Parsed<BTreeSet<Permission>> {
+    let Some(value) = m.get("permissions") else {
+        return Ok(BTreeSet::new());
+    };
+    let at = format!("{key}.permissions");
+    let mut out = BTreeSet::new();
+    for raw in r.str_list(value, &at)? {
+        if let Some(permission) = Permission::parse(&raw) {
+            out.insert(permission);
+        } else if Permission::IGNORED.contains(&raw.as_str()) {
+            r.info(format!("{at}: `{raw}` concerns a desktop UI and is ignored"));
+        } else {
+            // An unknown permission cannot be granted or enforced, so the package does not
+            // load: quietly ignoring it would run the package with rights nobody reviewed.
+            let known: Vec<&str> = Permission::ALL.iter().map(|p| p.as_str()).collect();
+            return Err(r.error(format!(
+                "{at}: unknown permission `{raw}`; known permissions are {}",
+                known.join(", ")
+            )));
+        }
+    }
+    Ok(out)
+}
+
+fn read_settings(r: &mut Reader<'_>, m: &Map<String, Value>) -> Parsed<BTreeMap<String, Setting>> {
+    let Some(value) = m.get("settings") else {
+        return Ok(BTreeMap::new());
+    };
+    let Value::Object(obj) = value else {
+        return Err(r.error(format!("capmux.settings: expected an object, found {}", kind(value))));
+    };
+    let mut out = BTreeMap::new();
+    for (key, spec) in obj {
+        let at = format!("capmux.settings.{key}");
+        if !key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') || key.is_empty() {
+            r.error(format!("{at}: setting keys may only use A-Z a-z 0-9 _ -"));
+            continue;
+        }
+        if let Ok(setting) = read_setting(r, spec, &at) {
+            out.insert(key.clone(), setting);
+        }
+    }
+    Ok(out)
+}
+
+fn read_setting(r: &mut Reader<'_>, spec: &Value, at: &str) -> Parsed<Setting> {
+    let Value::Object(s) = spec else {
+        return Err(r.error(format!("{at}: expected an object, found {}", kind(spec))));
+    };
+    r.unknown_keys(
+        s,
+        &["type", "label", "description", "default", "secret", "required", "options", "validation"],
+        at,
+    );
+    let kind = match r.opt_str(s, "type", at)?.as_deref() {
+        None => {
+            r.warn(format!("{at}: no `type`; treated as a string"));
+            SettingType::String
+        }
+        Some("string") => SettingType::String,
+        Some("number") => SettingType::Number,
+        Some("boolean") => SettingType::Boolean,
+        Some("select") => SettingType::Select,
+        Some("multiselect") => SettingType::Multiselect,
+        Some(other) => {
+            return Err(r.error(format!(
+                "{at}.type: `{other}` is not one of string, number, boolean, select, multiselect"
+            )));
+        }
+    };
+    let options = match s.get("options") {
+        Some(Value::Array(options)) => options
+            .iter()
+            .map(|o| o.get("value").cloned().unwrap_or_else(|| o.clone()))
+            .collect(),
+        _ => Vec::new(),
+    };
+    Ok(Setting {
+        kind,
+        label: r.opt_str(s, "label", at)?,
+        description: r.opt_str(s, "description", at)?,
+        default: s.get("default").cloned(),
+        secret: r.opt_bool(s, "secret", at)?.unwrap_or(false),
+        required: r.opt_bool(s, "required", at)?.unwrap_or(false),
+        options,
+    })
+}
+
+fn read_system_prompts(r: &mut Reader<'_>, m: &Map<String, Value>) -> Parsed<Vec<SystemPrompt>> {
+    let items = r.items(m, "systemPrompts")?;
+    let mut out = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        let at = format!("capmux.systemPrompts[{i}]");
+        if let Ok(prompt) = read_system_prompt(r, item, &at) {
+            out.push(prompt);
+        }
+    }
+    Ok(out)
+}
+
+fn read_system_prompt(r: &mut Reader<'_>, item: &Value, at: &str) -> Parsed<SystemPrompt> {
+    let Value::Object(obj) = item else {
+        return Err(r.error(format!("{at}: expected an object, found {}", kind(item))));
+    };
+    r.unknown_keys(obj, &["content", "file", "priority", "providers"], at);
+    let (content, file) = match (r.opt_str(obj, "content", at)?, r.opt_str(obj, "file", at)?) {
+        (Some(_), Some(_)) => return Err(r.error(format!("{at}: give `content` or `file`, not both"))),
+        (None, None) => return Err(r.error(format!("{at}: needs `content` or `file`"))),
+        (Some(content), None) => (content, None),
+        (None, Some(rel)) => (r.file(&rel, at)?.1, Some(PathBuf::from(rel))),
+    };
+    if content.trim().is_empty() {
+        r.warn(format!("{at}: the system prompt is empty"));
+    }
+    let providers = match obj.get("providers") {
+        None | Some(Value::Null) => None,
+        Some(value) => Some(r.str_list(value, &format!("{at}.providers"))?),
+    };
+    Ok(SystemPrompt {
+        content: content.trim().to_owned(),
+        priority: r.opt_int(obj, "priority", at)?.unwrap_or(DEFAULT_PRIORITY),
+        providers,
+        file,
+    })
+}
+
+fn read_prompts(r: &mut Reader<'_>, m: &Map<String, Value>) -> Parsed<Vec<Prompt>> {
+    let items = r.items(m, "prompts")?;
+    let mut out: Vec<Prompt> = Vec::new();
+    let mut first_at: BTreeMap<String, String> = BTreeMap::new();
+    for (i, item) in items.iter().enumerate() {
+        let at = format!("capmux.prompts[{i}]");
+        let Ok(prompt) = read_prompt(r, item, &at) else { continue };
+        if let Some(first) = first_at.get(&prompt.name) {
+            r.error(format!("{at}: duplicate prompt name `{}` (first at {first}); this one is not loaded", prompt.name));
+            continue;
+        }
+        first_at.insert(prompt.name.clone(), at);
+        out.push(prompt);
+    }
+    Ok(out)
+}
+
+fn read_prompt(r: &mut Reader<'_>, item: &Value, at: &str) -> Parsed<Prompt> {
+    let Value::Object(obj) = item else {
+        return Err(r.error(format!("{at}: expected an object, found {}", kind(item))));
+    };
+    r.unknown_keys(obj, &["name", "title", "description", "file", "content", "arguments"], at);
+    let raw_name = r.req_str(obj, "name", at)?;
+    let name = r.item_name(&raw_name, "prompt", at)?;
+    let (template, file) = match (r.opt_str(obj, "content", at)?, r.opt_str(obj, "file", at)?) {
+        (Some(_), Some(_)) => return Err(r.error(format!("{at}: give `content` or `file`, not both"))),
+        (None, None) => return Err(r.error(format!("{at}: needs `file` (or inline `content`)"))),
+        (Some(content), None) => (content, r.manifest.to_path_buf()),
+        (None, Some(rel)) => {
+            let (path, text) = r.file(&rel, at)?;
+            (text, path)
+        }
+    };
+    let mut arguments: Vec<PromptArgument> = Vec::new();
+    if let Some(value) = obj.get("arguments") {
+        let Value::Array(args) = value else {
+            return Err(r.error(format!("{at}.arguments: expected an array, found {}", kind(value))));
+        };
+        for (j, arg) in args.iter().enumerate() {
+            let arg_at = format!("{at}.arguments[{j}]");
+            let Value::Object(a) = arg else {
+                return Err(r.error(format!("{arg_at}: expected an object, found {}", kind(arg))));
+            };
+            r.unknown_keys(a, &["name", "description", "required"], &arg_at);
+            let name = r.req_str(a, "name", &arg_at)?;
+            if arguments.iter().any(|existing| existing.name == name) {
+                return Err(r.error(format!("{arg_at}: duplicate argument `{name}`")));
+            }
+            arguments.push(PromptArgument {
+                name,
+                description: r.opt_str(a, "description", &arg_at)?,
+                required: r.opt_bool(a, "required", &arg_at)?.unwrap_or(false),
+            });
+        }
+    }
+    for placeholder in placeholders(&template) {
+        if !arguments.iter().any(|a| a.name == placeholder) {
+            r.push(
+                Severity::Warning,
+                &file,
+                format!("prompt `{name}` uses `{{{{{placeholder}}}}}` but declares no argument `{placeholder}`; it stays as written"),
+            );
+        }
+    }
+    Ok(Prompt {
+        name,
+        description: r.opt_str(obj, "description", at)?,
+        arguments,
+        template,
+    })
+}
+
+/// The `{{name}}` placeholders of a template, in order, without duplicates.
+pub fn placeholders(template: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let mut rest = template;
+    while let Some(start) = rest.find("{{") {
+        let after = &rest[start + 2..];
+        let Some(end) = after.find("}}") else { break };
+        let name = after[..end].trim();
+        if !name.is_empty()
+            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+            && !out.iter().any(|n| n == name)
+        {
+            out.push(name.to_owned());
+        }
+        rest = &after[end + 2..];
+    }
+    out
+}
+
+fn read_tools(
+    r: &mut Reader<'_>,
+    m: &Map<String, Value>,
+    format: Format,
+    permissions: &BTreeSet<Permission>,
+) -> Parsed<Vec<Tool>> {
+    let items = r.items(m, "tools")?;
+    let mut out: Vec<Tool> = Vec::new();
+    let mut first_at: BTreeMap<String, String> = BTreeMap::new();
+    for (i, item) in items.iter().enumerate() {
+        let at = format!("capmux.tools[{i}]");
+        let Ok(tool) = read_tool(r, item, &at, format) else { continue };
+        if let Some(first) = first_at.get(&tool.name) {
+            r.error(format!("{at}: duplicate tool name `{}` (first at {first}); this one is not loaded", tool.name));
+            continue;
+        }
+        first_at.insert(tool.name.clone(), at);
+        out.push(tool);
+    }
+    if !out.is_empty() && !permissions.contains(&Permission::ShellExecute) {
+        r.warn(format!(
+            "the package has command tools but does not declare the `shell:execute` permission; calls to {} will be refused",
+            out.iter().map(|t| format!("`{}`", t.name)).collect::<Vec<_>>().join(", ")
+        ));
+    }
+    Ok(out)
+}
+
+fn read_tool(r: &mut Reader<'_>, item: &Value, at: &str, format: Format) -> Parsed<Tool> {
+    let Value::Object(obj) = item else {
+        return Err(r.error(format!("{at}: expected an object, found {}", kind(item))));
+    };
+    r.unknown_keys(
+        obj,
+        &["name", "title", "description", "inputSchema", "command", "timeoutMs", "annotations", "providers"],
+        at,
+    );
+    let raw_name = r.req_str(obj, "name", at)?;
+    let name = r.item_name(&raw_name, "tool", at)?;
+    let argv = match obj.get("command") {
+        Some(Value::String(s)) => {
+            return Err(r.error(format!(
+                "{at}.command: must be an argv array such as [\"python3\", \"tools/{name}.py\"], not the string `{s}`"
+            )));
+        }
+        Some(value) => r.str_list(value, &format!("{at}.command"))?,
+        None if format == Format::AionuiRfc => {
+            // The RFC declares tools for display and implements them in JavaScript.
+            r.warn(format!("{at}: tool `{name}` has no `command` (its handler is JavaScript), so capmux cannot run it; not served"));
+            return Err(Bad);
+        }
+        None => return Err(r.error(format!("{at}: tool `{name}` needs a `command` to run"))),
+    };
+    if argv.is_empty() || argv[0].trim().is_empty() {
+        return Err(r.error(format!("{at}.command: must name a program")));
+    }
+    let description = r.opt_str(obj, "description", at)?;
+    if description.is_none() {
+        r.warn(format!("{at}: tool `{name}` has no description; models choose tools by their descriptions"));
+    }
+    let schema = match obj.get("inputSchema") {
+        None | Some(Value::Null) => {
+            let mut empty = Map::new();
+            empty.insert("type".into(), "object".into());
+            empty.insert("additionalProperties".into(), false.into());
+            empty
+        }
+        Some(Value::Object(schema)) => schema.clone(),
+        Some(other) => {
+            return Err(r.error(format!("{at}.inputSchema: expected a JSON Schema object, found {}", kind(other))));
+        }
+    };
+    if schema.get("type") != Some(&Value::String("object".into())) {
+        return Err(r.error(format!(
+            "{at}.inputSchema: MCP tools take an object; the schema needs \"type\": \"object\""
+        )));
+    }
+    let validator = jsonschema::validator_for(&Value::Object(schema.clone()))
+        .map_err(|err| r.error(format!("{at}.inputSchema: not a valid JSON Schema: {err}")))?;
+    let timeout_ms = match r.opt_int(obj, "timeoutMs", at)? {
+        None => DEFAULT_TIMEOUT_MS,
+        Some(ms) if ms <= 0 => return Err(r.error(format!("{at}.timeoutMs: must be positive"))),
+        Some(ms) if ms as u64 > MAX_TIMEOUT_MS => {
+            r.warn(format!("{at}.timeoutMs: {ms} is over the maximum; {MAX_TIMEOUT_MS} is used"));
+            MAX_TIMEOUT_MS
+        }
+        Some(ms) => ms as u64,
+    };
+    let annotations = match obj.get("annotations") {
+        None | Some(Value::Null) => None,
+        Some(value @ Value::Object(_)) => Some(value.clone()),
+        Some(other) => return Err(r.error(format!("{at}.annotations: expected an object, found {}", kind(other)))),
+    };
+    Ok(Tool {
+        name,
+        title: r.opt_str(obj, "title", at)?,
+        description,
+        input_schema: Arc::new(schema),
+        annotations,
+        handler: ToolHandler::Command { argv, timeout_ms },
+        validator: Arc::new(validator),
+    })
+}
+
+fn read_skills(r: &mut Reader<'_>, m: &Map<String, Value>) -> Parsed<Option<Skills>> {
+    match m.get("skills") {
+        None | Some(Value::Null) => {
+            let implicit = r.root.join("skills");
+            Ok(implicit.is_dir().then(|| Skills::Folder(PathBuf::from("skills"))))
+        }
+        Some(Value::String(rel)) => {
+            let path = resolve(r.root, rel).map_err(|err| r.error(format!("capmux.skills: {err}")))?;
+            if !path.is_dir() {
+                return Err(r.error(format!("capmux.skills: `{rel}` is not a folder")));
+            }
+            Ok(Some(Skills::Folder(PathBuf::from(rel))))
+        }
+        Some(Value::Array(items)) => {
+            let mut out = Vec::new();
+            for (i, item) in items.iter().enumerate() {
+                let at = format!("capmux.skills[{i}]");
+                let Value::Object(obj) = item else {
+                    r.error(format!("{at}: expected an object, found {}", kind(item)));
+                    continue;
+                };
+                r.unknown_keys(obj, &["name", "description", "path", "body", "resources"], &at);
+                let Ok(name) = r.req_str(obj, "name", &at) else { continue };
+                let Ok(description) = r.opt_str(obj, "description", &at) else { continue };
+                let Ok(path) = r.opt_str(obj, "path", &at) else { continue };
+                if let Some(rel) = &path
+                    && let Err(err) = resolve(r.root, rel)
+                {
+                    r.error(format!("{at}.path: {err}"));
+                    continue;
+                }
+                out.push(SkillRef { name, description, path: path.map(PathBuf::from) });
+            }
+            Ok(Some(Skills::List(out)))
+        }
+        Some(other) => Err(r.error(format!(
+            "capmux.skills: expected a folder path or an array, found {}",
+            kind(other)
+        ))),
+    }
+}
+
+fn read_mcp_servers(r: &mut Reader<'_>, m: &Map<String, Value>, format: Format) -> Parsed<Vec<McpServer>> {
+    let items = r.items(m, "mcpServers")?;
+    let mut out: Vec<McpServer> = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        let at = format!("capmux.mcpServers[{i}]");
+        let Ok(server) = read_mcp_server(r, item, &at, format) else { continue };
+        if out.iter().any(|s| s.name == server.name) {
+            r.error(format!("{at}: duplicate server name `{}`; this one is not loaded", server.name));
+            continue;
+        }
+        out.push(server);
+    }
+    Ok(out)
+}
+
+fn read_mcp_server(r: &mut Reader<'_>, item: &Value, at: &str, format: Format) -> Parsed<McpServer> {
+    let Value::Object(obj) = item else {
+        return Err(r.error(format!("{at}: expected an object, found {}", kind(item))));
+    };
+    r.unknown_keys(obj, &["name", "description", "transport", "lazy", "tools", "env", "bundled"], at);
+    let raw_name = r.req_str(obj, "name", at)?;
+    let name = r.item_name(&raw_name, "server", at)?;
+    let t_at = format!("{at}.transport");
+    let transport = match obj.get("transport") {
+        Some(Value::Object(t)) => {
+            r.unknown_keys(t, &["type", "command", "args", "env", "cwd", "url", "headers"], &t_at);
+            let kind_name = r.opt_str(t, "type", &t_at)?;
+            let kind_name = kind_name.as_deref().unwrap_or(if t.contains_key("command") { "stdio" } else { "http" });
+            let headers = match t.get("headers") {
+                Some(h) => r.str_map(h, &format!("{t_at}.headers"))?,
+                None => BTreeMap::new(),
+            };
+            match kind_name {
+                "stdio" => Transport::Stdio {
+                    command: r.req_str(t, "command", &t_at)?,
+                    args: match t.get("args") {
+                        Some(a) => r.str_list(a, &format!("{t_at}.args"))?,
+                        None => Vec::new(),
+                    },
+                    env: match t.get("env") {
+                        Some(e) => r.str_map(e, &format!("{t_at}.env"))?,
+                        None => BTreeMap::new(),
+                    },
+                    cwd: r.opt_str(t, "cwd", &t_at)?,
+                },
+                "http" | "streamable_http" | "streamable-http" => Transport::Http {
+                    url: r.req_str(t, "url", &t_at)?,
+                    headers,
+                },
+                "sse" => Transport::Sse {
+                    url: r.req_str(t, "url", &t_at)?,
+                    headers,
+                },
+                other => {
+                    return Err(r.error(format!("{t_at}.type: `{other}` is not one of stdio, http, sse")));
+                }
+            }
+        }
+        Some(Value::String(_)) if format == Format::AionuiRfc => {
+            r.warn(format!("{at}: server `{name}` is configured in JavaScript (transport is only a label); not served"));
+            return Err(Bad);
+        }
+        Some(other) => return Err(r.error(format!("{t_at}: expected an object, found {}", kind(other)))),
+        None => return Err(r.error(format!("{at}: `transport` is required"))),
+    };
+    Ok(McpServer {
+        name,
+        description: r.opt_str(obj, "description", at)?,
+        transport,
+        lazy: r.opt_bool(obj, "lazy", at)?.unwrap_or(false),
+    })
+}
+
+fn read_hooks(r: &mut Reader<'_>, m: &Map<String, Value>) -> Parsed<Vec<Hook>> {
+    let items = r.items(m, "hooks")?;
+    let mut out = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        let at = format!("capmux.hooks[{i}]");
+        if let Ok(hook) = read_hook(r, item, &at) {
+            out.push(hook);
+        }
+    }
+    Ok(out)
+}
+
+fn read_hook(r: &mut Reader<'_>, item: &Value, at: &str) -> Parsed<Hook> {
+    let Value::Object(obj) = item else {
+        return Err(r.error(format!("{at}: expected an object, found {}", kind(item))));
+    };
+    r.unknown_keys(obj, &["event", "matcher", "command", "url", "timeoutMs", "failOpen"], at);
+    let event_name = r.req_str(obj, "event", at)?;
+    let Some((_, event)) = HookEvent::ALL.iter().find(|(n, _)| *n == event_name) else {
+        let known: Vec<&str> = HookEvent::ALL.iter().map(|(n, _)| *n).collect();
+        return Err(r.error(format!("{at}.event: `{event_name}` is not one of {}", known.join(", "))));
+    };
+    let handler = match (obj.get("command"), r.opt_str(obj, "url", at)?) {
+        (Some(_), Some(_)) => return Err(r.error(format!("{at}: give `command` or `url`, not both"))),
+        (Some(value), None) => {
+            let argv = r.str_list(value, &format!("{at}.command"))?;
+            if argv.is_empty() {
+                return Err(r.error(format!("{at}.command: must name a program")));
+            }
+            HookHandler::Command { argv }
+        }
+        (None, Some(url)) => HookHandler::Http { url },
+        (None, None) => return Err(r.error(format!("{at}: needs `command` or `url`"))),
+    };
+    let timeout_ms = r.opt_int(obj, "timeoutMs", at)?.map(|ms| ms.max(1) as u64);
+    Ok(Hook {
+        event: *event,
+        matcher: r.opt_str(obj, "matcher", at)?,
+        handler,
+        timeout_ms,
+        fail_open: r.opt_bool(obj, "failOpen", at)?,
+    })
+}
+
+/// A JSON value's kind, for messages.
+fn kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// `1.2.3` as numbers; pre-release and build suffixes are ignored.
+fn parse_version(v: &str) -> Option<(u64, u64, u64)> {
+    let core = v.trim().trim_start_matches('v').split(['-', '+']).next()?;
+    let mut parts = core.split('.').map(|p| p.parse::<u64>().ok());
+    Some((parts.next()??, parts.next().flatten().unwrap_or(0), parts.next().flatten().unwrap_or(0)))
+}
+
+/// The known key closest to `key` when it is plausibly a typo.
+fn closest<'k>(key: &str, known: &[&'k str]) -> Option<&'k str> {
+    known
+        .iter()
+        .map(|k| (edit_distance(&key.to_ascii_lowercase(), &k.to_ascii_lowercase()), *k))
+        .filter(|(d, k)| *d <= 2.max(k.len() / 4))
+        .min()
+        .map(|(_, k)| k)
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let cur = row[j + 1];
+            row[j + 1] = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(cur + 1);
+            prev = cur;
+        }
+    }
+    row[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placeholders_are_found_once_each() {
+        assert_eq!(placeholders("{{a}} {{ b }} {{a}} {{not valid}} {{"), vec!["a", "b"]);
+    }
+
+    #[test]
+    fn typos_of_known_keys_get_a_hint() {
+        assert_eq!(closest("systemPrompt", CAPMUX_KEYS), Some("systemPrompts"));
+        assert_eq!(closest("tool", CAPMUX_KEYS), Some("tools"));
+        assert_eq!(closest("banana", CAPMUX_KEYS), None);
+    }
+
+    #[test]
+    fn versions_compare_by_number() {
+        assert!(parse_version("0.10.0") > parse_version("0.9.5"));
+        assert_eq!(parse_version("v1.2"), Some((1, 2, 0)));
+        assert_eq!(parse_version("x"), None);
+    }
+}

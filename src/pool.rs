@@ -1,0 +1,427 @@
+//! The capability pool: every public name a client sees, and the route behind it.
+//!
+//! Built from the loaded packages and the user's config in one pass, then read-only: a
+//! reload builds a new pool and swaps it in whole. Packages are taken in (priority, id)
+//! order; that order decides who keeps a contested namespace or public name (see `names`).
+//! The pool prebuilds the MCP shapes (`rmcp::model::Tool`, …) so that listing is a copy.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::ops::Bound;
+use std::path::PathBuf;
+
+use rmcp::model as mcp;
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+
+use crate::config::Config;
+use crate::diagnostic::Diagnostic;
+use crate::names::{self, Names, QualifiedName};
+use crate::package::{Package, Permission, SettingType, Source};
+use crate::system_prompt::{self, Part, SystemPrompt};
+
+/// A package as served: the package plus what the user decided about it.
+#[derive(Debug)]
+pub struct Active {
+    pub package: Package,
+    /// The namespace its items are served under.
+    pub namespace: String,
+    /// What the user granted (bundled packages hold what they declare).
+    pub grants: BTreeSet<Permission>,
+    /// Setting values: the user's, else the declared defaults.
+    pub settings: Map<String, Value>,
+    /// Its `${pluginData}` folder (created on first use).
+    pub data_dir: PathBuf,
+    /// `false` when the user disabled it: loaded and listed, nothing served.
+    pub enabled: bool,
+}
+
+impl Active {
+    /// Whether the package both declares and holds `permission`.
+    pub fn holds(&self, permission: Permission) -> bool {
+        self.package.permissions.contains(&permission) && self.grants.contains(&permission)
+    }
+}
+
+/// What stands behind a public tool name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ToolRoute {
+    /// `packages[package].package.tools[tool]`, run as a command.
+    Command { package: usize, tool: usize },
+}
+
+/// What stands behind a public prompt name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PromptRoute {
+    Package { package: usize, prompt: usize },
+    /// The merged system prompt.
+    System,
+}
+
+/// What stands behind a resource URI.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResourceRoute {
+    /// The merged system prompt.
+    SystemPrompt,
+}
+
+/// One listed item: its MCP shape and its route.
+#[derive(Debug, Clone)]
+pub struct Entry<T, R> {
+    pub item: T,
+    pub route: R,
+}
+
+/// Every public name and its route; immutable once built.
+#[derive(Debug, Default)]
+pub struct Pool {
+    /// Packages in (priority, id) order.
+    pub packages: Vec<Active>,
+    pub tools: BTreeMap<String, Entry<mcp::Tool, ToolRoute>>,
+    pub prompts: BTreeMap<String, Entry<mcp::Prompt, PromptRoute>>,
+    pub resources: BTreeMap<String, Entry<mcp::Resource, ResourceRoute>>,
+    pub system_prompt: SystemPrompt,
+    /// What went wrong while merging (collisions, settings); the loader's come separately.
+    pub diagnostics: Vec<Diagnostic>,
+    /// Public names handed out, with the reverse map.
+    pub names: Names,
+}
+
+/// A page of a sorted map: the items after `cursor`, and the cursor of the next page.
+pub fn page<T: Clone, R>(
+    map: &BTreeMap<String, Entry<T, R>>,
+    cursor: Option<&str>,
+    size: usize,
+) -> (Vec<T>, Option<String>) {
+    let start = match cursor {
+        Some(c) => Bound::Excluded(c.to_owned()),
+        None => Bound::Unbounded,
+    };
+    let mut iter = map.range((start, Bound::Unbounded));
+    let items: Vec<(&String, &Entry<T, R>)> = iter.by_ref().take(size).collect();
+    let next = match (items.last(), iter.next()) {
+        (Some((last, _)), Some(_)) => Some((*last).clone()),
+        _ => None,
+    };
+    (items.into_iter().map(|(_, e)| e.item.clone()).collect(), next)
+}
+
+impl Pool {
+    /// Merges `packages` under `config`.
+    pub fn build(mut packages: Vec<Package>, config: &Config) -> Pool {
+        packages.sort_by(|a, b| (a.priority, &a.id).cmp(&(b.priority, &b.id)));
+        let mut pool = Pool {
+            names: Names::new(config.name_budget()),
+            ..Pool::default()
+        };
+        let data_root = config.data_dir();
+        let mut namespaces: BTreeMap<String, String> = BTreeMap::new();
+        for package in packages {
+            let Some(namespace) = pool.namespace(&package, config, &namespaces) else {
+                continue;
+            };
+            namespaces.insert(namespace.clone(), package.id.clone());
+            let user = config.package(&package.id);
+            let grants = if package.source == Source::Bundled {
+                package.permissions.clone()
+            } else {
+                user.map(|u| u.grants.iter().filter_map(|g| Permission::parse(g)).collect())
+                    .unwrap_or_default()
+            };
+            let settings = pool.settings(&package, config);
+            let data_dir = data_root.join(&namespace);
+            let enabled = user.and_then(|u| u.enabled).unwrap_or(true);
+            pool.packages.push(Active {
+                package,
+                namespace,
+                grants,
+                settings,
+                data_dir,
+                enabled,
+            });
+        }
+        pool.register_items();
+        pool.system_prompt = system_prompt_of(&pool.packages, config, &mut pool.diagnostics);
+        pool.register_own_items();
+        pool
+    }
+
+    /// The namespace of `package`: the user's alias, else derived from its id; a taken or
+    /// reserved one gets a suffix from the id's hash, with a warning.
+    fn namespace(
+        &mut self,
+        package: &Package,
+        config: &Config,
+        taken: &BTreeMap<String, String>,
+    ) -> Option<String> {
+        let alias = config.package(&package.id).and_then(|u| u.namespace.clone());
+        let base = match alias {
+            Some(alias) => alias,
+            None => match names::namespace_for_package(&package.id) {
+                Ok(ns) => ns,
+                Err(err) => {
+                    self.diagnostics.push(
+                        Diagnostic::error(
+                            &package.root,
+                            format!(
+                                "no namespace can be made from the package id: {err}; set `namespace` under [packages.\"{}\"] in {}",
+                                package.id,
+                                config.location()
+                            ),
+                        )
+                        .in_package(package.id.clone()),
+                    );
+                    return None;
+                }
+            },
+        };
+        let holder = if base == names::RESERVED_NAMESPACE {
+            Some("capmux itself")
+        } else {
+            taken.get(&base).map(String::as_str)
+        };
+        let Some(holder) = holder else {
+            return Some(base);
+        };
+        let digest = Sha256::digest(package.id.as_bytes());
+        let suffix: String = digest.iter().take(3).map(|b| format!("{b:02x}")).collect();
+        let renamed = format!("{base}-{suffix}");
+        self.diagnostics.push(
+            Diagnostic::warning(
+                &package.root,
+                format!(
+                    "namespace `{base}` is taken by {holder}; this package's items are served under `{renamed}` (set `namespace` under [packages.\"{}\"] in {} to choose one)",
+                    package.id,
+                    config.location()
+                ),
+            )
+            .in_package(package.id.clone()),
+        );
+        Some(renamed)
+    }
+
+    /// Setting values for `package`: the user's, checked against the declared type, else
+    /// the default; unknown and ill-typed values are reported.
+    fn settings(&mut self, package: &Package, config: &Config) -> Map<String, Value> {
+        let mut values = Map::new();
+        let user = config.package(&package.id).map(|u| &u.settings);
+        let report = |pool: &mut Pool, message: String| {
+            pool.diagnostics.push(
+                Diagnostic::warning(config.path.clone().unwrap_or_default(), message)
+                    .in_package(package.id.clone()),
+            );
+        };
+        if let Some(user) = user {
+            for key in user.keys() {
+                if !package.settings.contains_key(key) {
+                    report(self, format!("setting `{key}` is not declared by package `{}`; ignored", package.id));
+                }
+            }
+        }
+        for (key, setting) in &package.settings {
+            let value = user.and_then(|u| u.get(key)).cloned();
+            let fits = |v: &Value| match setting.kind {
+                SettingType::String | SettingType::Select => v.is_string(),
+                SettingType::Number => v.is_number(),
+                SettingType::Boolean => v.is_boolean(),
+                SettingType::Multiselect => v.is_array(),
+            };
+            match value {
+                Some(v) if fits(&v) => {
+                    values.insert(key.clone(), v);
+                }
+                Some(_) => report(
+                    self,
+                    format!("setting `{key}` of package `{}` has the wrong type (expected {:?}); ignored", package.id, setting.kind),
+                ),
+                None => {
+                    if let Some(default) = &setting.default {
+                        values.insert(key.clone(), default.clone());
+                    }
+                }
+            }
+        }
+        values
+    }
+
+    fn register_items(&mut self) {
+        for (p, active) in self.packages.iter().enumerate() {
+            if !active.enabled {
+                continue;
+            }
+            let package = &active.package;
+            for (t, tool) in package.tools.iter().enumerate() {
+                let qualified = QualifiedName::new(&active.namespace, &tool.name);
+                let Some(public) = claim(&mut self.names, &mut self.diagnostics, active, qualified, "tool") else {
+                    continue;
+                };
+                let mut item = mcp::Tool::new_with_raw(
+                    public.clone(),
+                    tool.description.clone().map(Into::into),
+                    tool.input_schema.clone(),
+                );
+                item.title = tool.title.clone();
+                item.annotations = tool
+                    .annotations
+                    .as_ref()
+                    .and_then(|a| serde_json::from_value(a.clone()).ok());
+                self.tools.insert(
+                    public,
+                    Entry {
+                        item,
+                        route: ToolRoute::Command { package: p, tool: t },
+                    },
+                );
+            }
+            for (i, prompt) in package.prompts.iter().enumerate() {
+                let qualified = QualifiedName::new(&active.namespace, &prompt.name);
+                let Some(public) = claim(&mut self.names, &mut self.diagnostics, active, qualified, "prompt") else {
+                    continue;
+                };
+                let arguments: Vec<mcp::PromptArgument> = prompt
+                    .arguments
+                    .iter()
+                    .map(|a| {
+                        let mut arg = mcp::PromptArgument::new(&a.name).with_required(a.required);
+                        if let Some(d) = &a.description {
+                            arg = arg.with_description(d);
+                        }
+                        arg
+                    })
+                    .collect();
+                let item = mcp::Prompt::new(
+                    public.clone(),
+                    prompt.description.clone(),
+                    (!arguments.is_empty()).then_some(arguments),
+                );
+                self.prompts.insert(
+                    public,
+                    Entry {
+                        item,
+                        route: PromptRoute::Package { package: p, prompt: i },
+                    },
+                );
+            }
+        }
+    }
+
+    /// capmux's own items: the merged system prompt as a prompt and as a resource. Their
+    /// names hold no `__`, so no package item can take them.
+    fn register_own_items(&mut self) {
+        let item = mcp::Prompt::new(
+            system_prompt::PROMPT_NAME,
+            Some("The merged system prompt of every enabled package: rules, package prompts, skills index"),
+            None,
+        );
+        self.prompts.insert(
+            system_prompt::PROMPT_NAME.into(),
+            Entry {
+                item,
+                route: PromptRoute::System,
+            },
+        );
+        let text_len = self.system_prompt.render(None).len() as u64;
+        let resource = mcp::Resource::new(system_prompt::RESOURCE_URI, "system-prompt")
+            .with_title("Merged system prompt")
+            .with_description("The merged system prompt of every enabled package, in full")
+            .with_mime_type("text/markdown")
+            .with_size(text_len);
+        self.resources.insert(
+            system_prompt::RESOURCE_URI.into(),
+            Entry {
+                item: resource,
+                route: ResourceRoute::SystemPrompt,
+            },
+        );
+    }
+
+    /// The package and tool behind a public tool name.
+    pub fn tool(&self, public: &str) -> Option<(&Active, &crate::package::Tool)> {
+        match self.tools.get(public)?.route {
+            ToolRoute::Command { package, tool } => {
+                let active = &self.packages[package];
+                Some((active, &active.package.tools[tool]))
+            }
+        }
+    }
+
+    /// Every diagnostic of the merge, for `list` and `check`.
+    pub fn diagnostics(&self) -> &[Diagnostic] {
+        &self.diagnostics
+    }
+}
+
+/// Claims a public name for an item, reporting a collision as an error.
+fn claim(
+    names: &mut Names,
+    diagnostics: &mut Vec<Diagnostic>,
+    active: &Active,
+    qualified: QualifiedName,
+    what: &str,
+) -> Option<String> {
+    let item = qualified.item.clone();
+    match names.insert(qualified) {
+        Ok(public) => Some(public),
+        Err(collision) => {
+            diagnostics.push(
+                Diagnostic::error(
+                    &active.package.root,
+                    format!(
+                        "{what} `{item}` is not served: {collision}; rename it or set another `namespace` for one of the packages"
+                    ),
+                )
+                .in_package(active.package.id.clone()),
+            );
+            None
+        }
+    }
+}
+
+/// The merged system prompt of the enabled packages, after the host's rules.
+fn system_prompt_of(packages: &[Active], config: &Config, diagnostics: &mut Vec<Diagnostic>) -> SystemPrompt {
+    let mut parts: Vec<Part> = config
+        .rules
+        .iter()
+        .map(|rule| Part {
+            origin: "config: rules".into(),
+            heading: "Rules".into(),
+            text: rule.trim().to_owned(),
+            providers: None,
+        })
+        .collect();
+    if let Some(file) = &config.rules_file {
+        let path = config.resolve(file);
+        match std::fs::read_to_string(&path) {
+            Ok(text) => parts.push(Part {
+                origin: format!("config: {}", path.display()),
+                heading: "Rules".into(),
+                text: text.trim().to_owned(),
+                providers: None,
+            }),
+            Err(err) => diagnostics.push(Diagnostic::error(&path, format!("cannot read rules_file: {err}"))),
+        }
+    }
+    let mut package_parts: Vec<(i64, &str, usize, Part)> = Vec::new();
+    for active in packages.iter().filter(|a| a.enabled) {
+        let package = &active.package;
+        for (position, prompt) in package.system_prompts.iter().enumerate() {
+            let from = prompt
+                .file
+                .as_ref()
+                .map_or_else(|| format!("capmux.systemPrompts[{position}]"), |f| f.display().to_string());
+            package_parts.push((
+                prompt.priority,
+                &package.id,
+                position,
+                Part {
+                    origin: format!("{}: {from}", package.id),
+                    heading: package.title().to_owned(),
+                    text: prompt.content.clone(),
+                    providers: prompt.providers.clone(),
+                },
+            ));
+        }
+    }
+    package_parts.sort_by(|a, b| (a.0, a.1, a.2).cmp(&(b.0, b.1, b.2)));
+    parts.extend(package_parts.into_iter().map(|(_, _, _, part)| part));
+    SystemPrompt { parts }
+}

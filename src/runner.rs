@@ -1,0 +1,417 @@
+//! Command tools: a package's argv run with the call's arguments as JSON on stdin.
+//!
+//! What a call goes through, in order: the package must declare and hold `shell:execute`;
+//! its required settings must be set; the arguments must match the tool's `inputSchema`.
+//! Only then does a process start: in the package root, in a process group of its own, with
+//! an allow-listed environment (never the host's whole environment). Its stdout is kept up
+//! to a limit and drained past it; the tail of its stderr is kept for error messages. When
+//! it exits, times out or the caller cancels, the whole group is killed, so no grandchild
+//! outlives the call.
+//!
+//! Stdout is the result: a JSON object with a boolean `success` is the AionUi RFC's
+//! ToolResult (`data`, `error`, `display`); anything else is text. A non-zero exit or
+//! `success: false` is a tool error (`isError`) that says why.
+
+use std::path::{Path, PathBuf};
+use std::process::{ExitStatus, Stdio};
+use std::time::Duration;
+
+use nix::sys::signal::{Signal, killpg};
+use nix::unistd::Pid;
+use rmcp::model::{CallToolResult, ContentBlock};
+use serde_json::{Map, Value};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::process::Command;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::expand::{self, Vars};
+use crate::package::{Permission, Tool, ToolHandler};
+use crate::pool::Active;
+
+/// How much of stderr is kept for an error message.
+const STDERR_TAIL: usize = 4096;
+
+/// How long the pipes may stay open after the process group is gone.
+const DRAIN_GRACE: Duration = Duration::from_millis(500);
+
+/// Host environment variables a command tool may see.
+const ENV_ALLOW: &[&str] = &["PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR"];
+
+/// What every call shares: where the user works and how much output to pass on.
+#[derive(Debug, Clone)]
+pub struct Runner {
+    pub workspace: PathBuf,
+    pub output_limit: usize,
+    /// Where to tell the user to write grants and settings.
+    pub config_location: String,
+}
+
+impl Runner {
+    pub fn new(config: &Config, workspace: PathBuf) -> Self {
+        Runner {
+            workspace,
+            output_limit: config.tool_output_limit(),
+            config_location: config.location(),
+        }
+    }
+
+    /// Runs `tool` of `active` as the public tool `public`.
+    pub async fn call(
+        &self,
+        active: &Active,
+        tool: &Tool,
+        public: &str,
+        arguments: Option<Map<String, Value>>,
+        cancel: CancellationToken,
+    ) -> CallToolResult {
+        match self.try_call(active, tool, public, arguments, cancel).await {
+            Ok(result) => result,
+            Err(message) => error_result(message),
+        }
+    }
+
+    async fn try_call(
+        &self,
+        active: &Active,
+        tool: &Tool,
+        public: &str,
+        arguments: Option<Map<String, Value>>,
+        cancel: CancellationToken,
+    ) -> Result<CallToolResult, String> {
+        let package = &active.package;
+        let ToolHandler::Command { argv, timeout_ms } = &tool.handler;
+        self.check_grant(active, public)?;
+        self.check_settings(active)?;
+
+        let arguments = Value::Object(arguments.unwrap_or_default());
+        let problems: Vec<String> = tool
+            .validator
+            .iter_errors(&arguments)
+            .take(5)
+            .map(|err| {
+                let at = err.instance_path().to_string();
+                if at.is_empty() {
+                    err.to_string()
+                } else {
+                    format!("argument `{}`: {err}", at.trim_start_matches('/').replace('/', "."))
+                }
+            })
+            .collect();
+        if !problems.is_empty() {
+            return Err(format!(
+                "invalid arguments for tool `{public}`: {}",
+                problems.join("; ")
+            ));
+        }
+
+        let vars = Vars {
+            plugin_root: &package.root,
+            plugin_data: &active.data_dir,
+            workspace: &self.workspace,
+            settings: &active.settings,
+        };
+        let argv: Vec<String> = argv
+            .iter()
+            .map(|arg| expand::expand(arg, &vars))
+            .collect::<Result<_, _>>()
+            .map_err(|err| format!("tool `{public}` cannot run: {err}"))?;
+        let program = resolve_program(&argv[0], &package.root)
+            .ok_or_else(|| format!("tool `{public}` cannot run: command `{}` was not found", argv[0]))?;
+
+        let mut command = Command::new(&program);
+        command
+            .args(&argv[1..])
+            .current_dir(&package.root)
+            .env_clear()
+            .envs(ENV_ALLOW.iter().filter_map(|k| std::env::var_os(k).map(|v| (*k, v))))
+            .envs(self.capmux_env(active, tool))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0)
+            .kill_on_drop(true);
+        let mut child = command
+            .spawn()
+            .map_err(|err| format!("tool `{public}` cannot start `{}`: {err}", program.display()))?;
+        let pgid = child.id().map(|id| Pid::from_raw(id as i32));
+
+        let stdin = child.stdin.take();
+        let input = serde_json::to_vec(&arguments).unwrap_or_default();
+        // Written from its own task: a tool that prints before it reads must not deadlock
+        // against us filling its stdin.
+        let writer = tokio::spawn(async move {
+            if let Some(mut stdin) = stdin {
+                let _ = stdin.write_all(&input).await;
+                let _ = stdin.shutdown().await;
+            }
+        });
+        let limit = self.output_limit;
+        let stdout = child.stdout.take().map(|r| tokio::spawn(read_head(r, limit)));
+        let stderr = child.stderr.take().map(|r| tokio::spawn(read_tail(r, STDERR_TAIL)));
+
+        let timeout = Duration::from_millis(*timeout_ms);
+        let outcome = tokio::select! {
+            status = child.wait() => Outcome::Exited(status.map_err(|e| e.to_string())),
+            () = tokio::time::sleep(timeout) => Outcome::TimedOut,
+            () = cancel.cancelled() => Outcome::Cancelled,
+        };
+        // The group goes in every case: after a normal exit this sweeps what the tool left
+        // running in the background, which would otherwise hold our pipes open.
+        if let Some(pgid) = pgid {
+            let _ = killpg(pgid, Signal::SIGKILL);
+        }
+        let _ = child.wait().await;
+        writer.abort();
+        let (out, out_total) = join_reader(stdout).await;
+        let (err_tail, _) = join_reader(stderr).await;
+
+        match outcome {
+            Outcome::TimedOut => Err(format!(
+                "tool `{public}` timed out after {} ms and was stopped",
+                timeout.as_millis()
+            )),
+            Outcome::Cancelled => Err(format!("tool `{public}` was cancelled")),
+            Outcome::Exited(Err(err)) => Err(format!("tool `{public}` could not be waited for: {err}")),
+            Outcome::Exited(Ok(status)) => Ok(to_result(public, status, &out, out_total, limit, &err_tail)),
+        }
+    }
+
+    fn check_grant(&self, active: &Active, public: &str) -> Result<(), String> {
+        let permission = Permission::ShellExecute;
+        let id = &active.package.id;
+        if !active.package.permissions.contains(&permission) {
+            return Err(format!(
+                "tool `{public}` is refused: package `{id}` does not declare the `{permission}` permission its command tools need"
+            ));
+        }
+        if !active.holds(permission) {
+            return Err(format!(
+                "tool `{public}` is refused: package `{id}` has not been granted `{permission}`; grant it by adding grants = [\"{permission}\"] under [packages.\"{id}\"] in {}",
+                self.config_location
+            ));
+        }
+        Ok(())
+    }
+
+    fn check_settings(&self, active: &Active) -> Result<(), String> {
+        let id = &active.package.id;
+        let missing: Vec<&str> = active
+            .package
+            .settings
+            .iter()
+            .filter(|(key, s)| s.required && !active.settings.get(*key).is_some_and(is_set))
+            .map(|(key, _)| key.as_str())
+            .collect();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        Err(format!(
+            "package `{id}` needs the setting{} {} first: add them under [packages.\"{id}\".settings] in {}",
+            if missing.len() == 1 { "" } else { "s" },
+            missing.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", "),
+            self.config_location
+        ))
+    }
+
+    /// The `CAPMUX_*` variables of a call.
+    fn capmux_env(&self, active: &Active, tool: &Tool) -> Vec<(String, String)> {
+        let mut env = vec![
+            ("CAPMUX_PLUGIN_ROOT".to_owned(), active.package.root.display().to_string()),
+            ("CAPMUX_PLUGIN_DATA".to_owned(), active.data_dir.display().to_string()),
+            ("CAPMUX_WORKSPACE".to_owned(), self.workspace.display().to_string()),
+            ("CAPMUX_PACKAGE".to_owned(), active.package.id.clone()),
+            ("CAPMUX_TOOL".to_owned(), tool.name.clone()),
+            ("CAPMUX_SETTINGS".to_owned(), Value::Object(active.settings.clone()).to_string()),
+        ];
+        for (key, value) in &active.settings {
+            let name: String = key
+                .chars()
+                .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_uppercase() } else { '_' })
+                .collect();
+            let value = match value {
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            env.push((format!("CAPMUX_SETTING_{name}"), value));
+        }
+        env
+    }
+}
+
+enum Outcome {
+    Exited(Result<ExitStatus, String>),
+    TimedOut,
+    Cancelled,
+}
+
+fn is_set(value: &Value) -> bool {
+    match value {
+        Value::Null => false,
+        Value::String(s) => !s.is_empty(),
+        _ => true,
+    }
+}
+
+/// `program` as a path: relative to the package root when it has a `/`, else from `PATH`.
+fn resolve_program(program: &str, root: &Path) -> Option<PathBuf> {
+    if program.contains('/') {
+        let path = root.join(program);
+        return path.is_file().then_some(path);
+    }
+    let path = std::env::var_os("PATH")?;
+    which::which_in(program, Some(path), root).ok()
+}
+
+/// Reads all of `reader`, keeping the first `limit` bytes; returns them and the total.
+async fn read_head(mut reader: impl AsyncRead + Unpin, limit: usize) -> (Vec<u8>, usize) {
+    let mut kept = Vec::new();
+    let mut total = 0usize;
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        match reader.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                let room = limit.saturating_sub(kept.len());
+                kept.extend_from_slice(&buf[..n.min(room)]);
+                total += n;
+            }
+        }
+    }
+    (kept, total)
+}
+
+/// Reads all of `reader`, keeping the last `limit` bytes.
+async fn read_tail(mut reader: impl AsyncRead + Unpin, limit: usize) -> (Vec<u8>, usize) {
+    let mut kept: Vec<u8> = Vec::new();
+    let mut total = 0usize;
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        match reader.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                kept.extend_from_slice(&buf[..n]);
+                total += n;
+                if kept.len() > 2 * limit {
+                    kept.drain(..kept.len() - limit);
+                }
+            }
+        }
+    }
+    if kept.len() > limit {
+        kept.drain(..kept.len() - limit);
+    }
+    (kept, total)
+}
+
+async fn join_reader(handle: Option<tokio::task::JoinHandle<(Vec<u8>, usize)>>) -> (Vec<u8>, usize) {
+    let Some(mut handle) = handle else {
+        return (Vec::new(), 0);
+    };
+    // A process that escaped the group (setsid) may hold the pipe open; don't wait for it.
+    match tokio::time::timeout(DRAIN_GRACE, &mut handle).await {
+        Ok(Ok(read)) => read,
+        _ => {
+            handle.abort();
+            (Vec::new(), 0)
+        }
+    }
+}
+
+fn error_result(message: String) -> CallToolResult {
+    CallToolResult::error(vec![ContentBlock::text(message)])
+}
+
+/// Maps what a finished process printed to an MCP result.
+fn to_result(
+    public: &str,
+    status: ExitStatus,
+    out: &[u8],
+    total: usize,
+    limit: usize,
+    err_tail: &[u8],
+) -> CallToolResult {
+    let text = String::from_utf8_lossy(out);
+    let truncated = total > out.len();
+    let parsed: Option<Map<String, Value>> = if truncated {
+        None
+    } else {
+        serde_json::from_str::<Value>(text.trim())
+            .ok()
+            .and_then(|v| match v {
+                Value::Object(map) if map.get("success").is_some_and(Value::is_boolean) => Some(map),
+                _ => None,
+            })
+    };
+    let stderr = String::from_utf8_lossy(err_tail).trim().to_owned();
+
+    if !status.success() {
+        let how = match (status.code(), std::os::unix::process::ExitStatusExt::signal(&status)) {
+            (Some(code), _) => format!("exit status {code}"),
+            (None, Some(signal)) => format!("killed by signal {signal}"),
+            _ => "failed".to_owned(),
+        };
+        let reason = parsed
+            .as_ref()
+            .and_then(|m| m.get("error"))
+            .map(value_text)
+            .filter(|s| !s.is_empty())
+            .or_else(|| (!stderr.is_empty()).then(|| stderr.clone()))
+            .unwrap_or_else(|| text.trim().chars().take(STDERR_TAIL).collect());
+        return error_result(format!("tool `{public}` failed ({how}): {reason}"));
+    }
+
+    let Some(result) = parsed else {
+        let mut text = text.into_owned();
+        if truncated {
+            text.push_str(&format!("\n[output truncated: {total} bytes, showing the first {limit}]"));
+        }
+        return CallToolResult::success(vec![ContentBlock::text(text)]);
+    };
+    if result.get("success") == Some(&Value::Bool(false)) {
+        let reason = result
+            .get("error")
+            .map(value_text)
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| "the tool reported failure without a reason".into());
+        return error_result(reason);
+    }
+    let data = result.get("data").cloned();
+    let content = match result.get("display") {
+        Some(Value::Object(display)) => display_content(display),
+        _ => data.as_ref().map(value_text).map(ContentBlock::text),
+    };
+    let mut out = CallToolResult::success(content.into_iter().collect());
+    if let Some(data @ Value::Object(_)) = data {
+        out.structured_content = Some(data);
+    }
+    out
+}
+
+/// The RFC's `display` as MCP content: images become image content, the rest text.
+fn display_content(display: &Map<String, Value>) -> Option<ContentBlock> {
+    let content = display.get("content")?;
+    let kind = display.get("type").and_then(Value::as_str).unwrap_or("text");
+    if kind == "image"
+        && let Some(data_url) = content.as_str()
+        && let Some((mime, data)) = data_url
+            .strip_prefix("data:")
+            .and_then(|rest| rest.split_once(";base64,"))
+    {
+        return Some(ContentBlock::image(data, mime));
+    }
+    if kind == "json" && !content.is_string() {
+        return Some(ContentBlock::text(
+            serde_json::to_string_pretty(content).unwrap_or_default(),
+        ));
+    }
+    Some(ContentBlock::text(value_text(content)))
+}
+
+/// A JSON value as text: strings as they are, the rest as JSON.
+fn value_text(value: &Value) -> String {
+    match value {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}

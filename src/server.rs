@@ -1,0 +1,293 @@
+//! The MCP front end: the pool served as one MCP server, over stdio or any rmcp transport.
+//!
+//! This is the only module that speaks rmcp's server side. It holds the current pool behind
+//! a lock that is only held to clone an `Arc`, so a request works on one consistent pool from
+//! start to end and a reload never waits for a running tool. Lists are sorted (the pool's
+//! maps are `BTreeMap`s) and paginated with the last name of a page as the cursor, so a
+//! cursor stays meaningful across a reload.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+
+use rmcp::model::{
+    CallToolRequestParams, CallToolResponse, ErrorData, GetPromptRequestParams, GetPromptResponse,
+    GetPromptResult, Implementation, InitializeRequestParams, InitializeResult, ListPromptsResult,
+    ListResourcesResult, ListToolsResult, PaginatedRequestParams, PromptMessage,
+    ReadResourceRequestParams, ReadResourceResponse, ReadResourceResult, ResourceContents, Role,
+    ServerCapabilities, ServerConfig,
+};
+use rmcp::service::RequestContext;
+use rmcp::{RoleServer, ServerHandler};
+
+use crate::config::Config;
+use crate::pool::{self, PromptRoute, ResourceRoute};
+use crate::runner::Runner;
+use crate::system_prompt::{self, provider_for_client};
+use crate::{Pool, package};
+
+/// The MCP server; cheap to clone (one clone per session).
+#[derive(Clone)]
+pub struct Server {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    /// The pool being served. Written only by a reload, which swaps in a new `Arc`; every
+    /// request clones the `Arc` once and works on that snapshot.
+    pool: RwLock<Arc<Pool>>,
+    runner: Runner,
+    page_size: usize,
+    instructions_budget: usize,
+}
+
+impl Server {
+    pub fn new(pool: Pool, config: &Config, workspace: PathBuf) -> Self {
+        Server {
+            inner: Arc::new(Inner {
+                pool: RwLock::new(Arc::new(pool)),
+                runner: Runner::new(config, workspace),
+                page_size: config.page_size(),
+                instructions_budget: config.instructions_budget(),
+            }),
+        }
+    }
+
+    /// The pool as it is now.
+    pub fn pool(&self) -> Arc<Pool> {
+        match self.inner.pool.read() {
+            Ok(pool) => pool.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// The runner command tools go through, for the CLI's `call`.
+    pub fn runner(&self) -> &Runner {
+        &self.inner.runner
+    }
+
+    fn provider(cx: &RequestContext<RoleServer>) -> Option<&'static str> {
+        cx.peer
+            .peer_info()
+            .and_then(|info| provider_for_client(&info.client_info.name))
+    }
+
+    fn capabilities() -> ServerCapabilities {
+        ServerCapabilities::builder()
+            .enable_tools()
+            .enable_prompts()
+            .enable_resources()
+            .build()
+    }
+}
+
+/// The text of a package prompt with its arguments filled in; errors name what is wrong.
+pub fn render_prompt(
+    public: &str,
+    prompt: &package::Prompt,
+    arguments: Option<&serde_json::Map<String, serde_json::Value>>,
+) -> Result<String, String> {
+    let mut values: HashMap<&str, String> = HashMap::new();
+    if let Some(arguments) = arguments {
+        for (name, value) in arguments {
+            if !prompt.arguments.iter().any(|a| &a.name == name) {
+                let known: Vec<&str> = prompt.arguments.iter().map(|a| a.name.as_str()).collect();
+                return Err(format!(
+                    "prompt `{public}` has no argument `{name}`; its arguments are: {}",
+                    if known.is_empty() { "none".to_owned() } else { known.join(", ") }
+                ));
+            }
+            let text = match value {
+                serde_json::Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            values.insert(name, text);
+        }
+    }
+    let missing: Vec<&str> = prompt
+        .arguments
+        .iter()
+        .filter(|a| a.required && !values.contains_key(a.name.as_str()))
+        .map(|a| a.name.as_str())
+        .collect();
+    if !missing.is_empty() {
+        return Err(format!(
+            "prompt `{public}` is missing required argument{} {}",
+            if missing.len() == 1 { "" } else { "s" },
+            missing.iter().map(|m| format!("`{m}`")).collect::<Vec<_>>().join(", ")
+        ));
+    }
+    let mut text = prompt.template.clone();
+    for argument in &prompt.arguments {
+        let value = values.get(argument.name.as_str()).map_or("", String::as_str);
+        text = replace_placeholder(&text, &argument.name, value);
+    }
+    Ok(text)
+}
+
+/// Replaces `{{name}}` and `{{ name }}` by `value`, in one pass so a value that itself
+/// contains `{{...}}` is never expanded again.
+fn replace_placeholder(text: &str, name: &str, value: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = rest.find("{{") {
+        let after = &rest[start + 2..];
+        match after.find("}}") {
+            Some(end) if after[..end].trim() == name => {
+                out.push_str(&rest[..start]);
+                out.push_str(value);
+                rest = &after[end + 2..];
+            }
+            _ => {
+                out.push_str(&rest[..start + 2]);
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+fn cursor(request: Option<PaginatedRequestParams>) -> Option<String> {
+    request.and_then(|r| r.cursor)
+}
+
+impl ServerHandler for Server {
+    fn get_info(&self) -> ServerConfig {
+        let pool = self.pool();
+        ServerConfig::new(Self::capabilities())
+            .with_server_info(
+                Implementation::new("capmux", env!("CARGO_PKG_VERSION"))
+                    .with_title("capmux")
+                    .with_description("Capability packages of every agent format, served as one MCP server"),
+            )
+            .with_instructions(pool.system_prompt.instructions(None, self.inner.instructions_budget))
+    }
+
+    async fn initialize(
+        &self,
+        request: InitializeRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<InitializeResult, ErrorData> {
+        context.peer.set_peer_info(request.clone());
+        let mut result = self.negotiate_initialize(&request)?;
+        let provider = provider_for_client(&request.client_info.name);
+        let instructions = self
+            .pool()
+            .system_prompt
+            .instructions(provider, self.inner.instructions_budget);
+        result.instructions = (!instructions.is_empty()).then_some(instructions);
+        Ok(result)
+    }
+
+    async fn list_tools(
+        &self,
+        request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, ErrorData> {
+        let pool = self.pool();
+        let (items, next) = pool::page(&pool.tools, cursor(request).as_deref(), self.inner.page_size);
+        let mut result = ListToolsResult::with_all_items(items);
+        result.next_cursor = next;
+        Ok(result)
+    }
+
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        let pool = self.pool();
+        let Some((active, tool)) = pool.tool(&request.name) else {
+            return Err(ErrorData::invalid_params(format!("unknown tool `{}`", request.name), None));
+        };
+        let result = self
+            .inner
+            .runner
+            .call(active, tool, &request.name, request.arguments, context.ct.clone())
+            .await;
+        Ok(result.into())
+    }
+
+    async fn list_prompts(
+        &self,
+        request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListPromptsResult, ErrorData> {
+        let pool = self.pool();
+        let (items, next) = pool::page(&pool.prompts, cursor(request).as_deref(), self.inner.page_size);
+        let mut result = ListPromptsResult::with_all_items(items);
+        result.next_cursor = next;
+        Ok(result)
+    }
+
+    async fn get_prompt(
+        &self,
+        request: GetPromptRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<GetPromptResponse, ErrorData> {
+        let pool = self.pool();
+        let Some(entry) = pool.prompts.get(&request.name) else {
+            return Err(ErrorData::invalid_params(format!("unknown prompt `{}`", request.name), None));
+        };
+        let (description, text) = match entry.route {
+            PromptRoute::System => (
+                entry.item.description.clone(),
+                pool.system_prompt.render(Self::provider(&context)),
+            ),
+            PromptRoute::Package { package, prompt } => {
+                let prompt = &pool.packages[package].package.prompts[prompt];
+                let text = render_prompt(&request.name, prompt, request.arguments.as_ref())
+                    .map_err(|message| ErrorData::invalid_params(message, None))?;
+                (prompt.description.clone(), text)
+            }
+        };
+        let mut result = GetPromptResult::new(vec![PromptMessage::new_text(Role::User, text)]);
+        result.description = description;
+        Ok(result.into())
+    }
+
+    async fn list_resources(
+        &self,
+        request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListResourcesResult, ErrorData> {
+        let pool = self.pool();
+        let (items, next) = pool::page(&pool.resources, cursor(request).as_deref(), self.inner.page_size);
+        let mut result = ListResourcesResult::with_all_items(items);
+        result.next_cursor = next;
+        Ok(result)
+    }
+
+    async fn read_resource(
+        &self,
+        request: ReadResourceRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ReadResourceResponse, ErrorData> {
+        let pool = self.pool();
+        let Some(entry) = pool.resources.get(&request.uri) else {
+            return Err(ErrorData::resource_not_found(
+                format!("unknown resource `{}`", request.uri),
+                None,
+            ));
+        };
+        let contents = match entry.route {
+            ResourceRoute::SystemPrompt => ResourceContents::text(
+                pool.system_prompt.render(Self::provider(&context)),
+                system_prompt::RESOURCE_URI,
+            )
+            .with_mime_type("text/markdown"),
+        };
+        Ok(ReadResourceResult::new(vec![contents]).into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placeholders_are_replaced_once_and_values_are_not_expanded() {
+        assert_eq!(replace_placeholder("a {{x}} b {{ x }} {{y}}", "x", "{{y}}"), "a {{y}} b {{y}} {{y}}");
+    }
+}
