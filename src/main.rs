@@ -2,7 +2,7 @@
 //! library and maps the outcome to an exit code (0 ok, 1 the thing checked or called
 //! failed, 2 capmux itself could not do what was asked).
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -96,9 +96,10 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_env_filter(
             EnvFilter::try_from_env("CAPMUX_LOG")
-                .unwrap_or_else(|_| EnvFilter::new("capmux=info,rmcp=warn")),
+                .unwrap_or_else(|_| EnvFilter::new("capmux=info,rmcp=error")),
         )
         .with_target(false)
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
     match run(cli) {
         Ok(code) => code,

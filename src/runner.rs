@@ -206,9 +206,9 @@ impl Runner {
         if missing.is_empty() {
             return Ok(());
         }
+        let (s, them) = if missing.len() == 1 { ("", "it") } else { ("s", "them") };
         Err(format!(
-            "package `{id}` needs the setting{} {} first: add them under [packages.\"{id}\".settings] in {}",
-            if missing.len() == 1 { "" } else { "s" },
+            "package `{id}` needs the setting{s} {} first: add {them} under [packages.\"{id}\".settings] in {}",
             missing.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", "),
             self.config_location
         ))

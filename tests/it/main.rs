@@ -1,0 +1,9 @@
+//! The one integration test binary (one link step on a 2-core machine): every module is a
+//! family of tests of one part, driven as a user would drive it.
+
+mod cli;
+mod interop;
+mod loader;
+mod runner;
+mod server;
+mod support;
