@@ -68,17 +68,21 @@ pub fn load_with(config: Config, options: &Options) -> Loaded {
     }
 }
 
-/// Serves `server` on stdin/stdout until the client closes stdin or `shutdown` resolves.
+/// Serves `server` on stdin/stdout until the client closes stdin or `shutdown` resolves,
+/// whichever comes first (also during the handshake).
 pub async fn serve_stdio(server: Server, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
-    let running = server.serve(rmcp::transport::stdio_pipes()).await?;
-    let cancel = running.cancellation_token();
+    let session = async move {
+        let running = server.serve(rmcp::transport::stdio_pipes()).await?;
+        let reason = running.waiting().await?;
+        anyhow::Ok(reason)
+    };
     tokio::select! {
-        reason = running.waiting() => {
-            tracing::info!(reason = ?reason, "client session ended");
+        reason = session => {
+            tracing::info!(reason = ?reason?, "client session ended");
         }
         () = shutdown => {
+            // Dropping the session future drops the running service, which cancels it.
             tracing::info!("shutting down on signal");
-            cancel.cancel();
         }
     }
     Ok(())

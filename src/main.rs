@@ -167,38 +167,33 @@ fn serve(loaded: Loaded, cwd: PathBuf) -> anyhow::Result<ExitCode> {
     for d in &loaded.diagnostics {
         log_diagnostic(d);
     }
-    let pool = &loaded.pool;
-    tracing::info!(
-        packages = pool.packages.len(),
-        tools = pool.tools.len(),
-        prompts = pool.prompts.len(),
-        resources = pool.resources.len(),
-        "serving MCP on stdio"
+    let (packages, tools, prompts, resources) = (
+        loaded.pool.packages.len(),
+        loaded.pool.tools.len(),
+        loaded.pool.prompts.len(),
+        loaded.pool.resources.len(),
     );
     let server = Server::new(loaded.pool, &loaded.config, cwd);
-    runtime()?.block_on(async move {
-        let shutdown = CancellationToken::new();
-        let signals = shutdown.clone();
-        tokio::spawn(async move {
-            wait_for_signal().await;
-            signals.cancel();
-        });
-        capmux::serve_stdio(server, shutdown.cancelled_owned()).await
-    })?;
-    Ok(ExitCode::SUCCESS)
-}
-
-async fn wait_for_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
-        (Ok(mut term), Ok(mut int)) => {
+    let runtime = runtime()?;
+    let served = runtime.block_on(async move {
+        use tokio::signal::unix::{SignalKind, signal};
+        // Installed before we say we serve, so a SIGTERM from then on is a clean stop.
+        let mut term = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
+        let mut int = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
+        let shutdown = async move {
             tokio::select! {
                 _ = term.recv() => {}
                 _ = int.recv() => {}
             }
-        }
-        _ => std::future::pending().await,
-    }
+        };
+        tracing::info!(packages, tools, prompts, resources, "serving MCP on stdio");
+        capmux::serve_stdio(server, shutdown).await
+    });
+    // A blocking read of stdin may still be parked in the runtime's thread pool; it must
+    // not keep the process alive after the session ended.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(200));
+    served?;
+    Ok(ExitCode::SUCCESS)
 }
 
 fn log_diagnostic(d: &Diagnostic) {

@@ -117,28 +117,26 @@ pub fn render_prompt(
             missing.iter().map(|m| format!("`{m}`")).collect::<Vec<_>>().join(", ")
         ));
     }
-    let mut text = prompt.template.clone();
-    for argument in &prompt.arguments {
-        let value = values.get(argument.name.as_str()).map_or("", String::as_str);
-        text = replace_placeholder(&text, &argument.name, value);
-    }
-    Ok(text)
+    let declared = |name: &str| prompt.arguments.iter().any(|a| a.name == name);
+    Ok(fill_placeholders(&prompt.template, |name| {
+        declared(name).then(|| values.get(name).map_or("", String::as_str))
+    }))
 }
 
-/// Replaces `{{name}}` and `{{ name }}` by `value`, in one pass so a value that itself
-/// contains `{{...}}` is never expanded again.
-fn replace_placeholder(text: &str, name: &str, value: &str) -> String {
+/// Replaces each `{{name}}` (or `{{ name }}`) for which `value` has an answer, in one pass,
+/// so a value that itself contains `{{...}}` is never expanded again.
+fn fill_placeholders<'v>(text: &str, value: impl Fn(&str) -> Option<&'v str>) -> String {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
     while let Some(start) = rest.find("{{") {
         let after = &rest[start + 2..];
-        match after.find("}}") {
-            Some(end) if after[..end].trim() == name => {
+        match after.find("}}").and_then(|end| Some((end, value(after[..end].trim())?))) {
+            Some((end, replacement)) => {
                 out.push_str(&rest[..start]);
-                out.push_str(value);
+                out.push_str(replacement);
                 rest = &after[end + 2..];
             }
-            _ => {
+            None => {
                 out.push_str(&rest[..start + 2]);
                 rest = after;
             }
@@ -288,6 +286,11 @@ mod tests {
 
     #[test]
     fn placeholders_are_replaced_once_and_values_are_not_expanded() {
-        assert_eq!(replace_placeholder("a {{x}} b {{ x }} {{y}}", "x", "{{y}}"), "a {{y}} b {{y}} {{y}}");
+        let value = |name: &str| match name {
+            "x" => Some("{{y}}"),
+            "y" => Some("Y"),
+            _ => None,
+        };
+        assert_eq!(fill_placeholders("a {{x}} b {{ x }} {{y}} {{z}}", value), "a {{y}} b {{y}} Y {{z}}");
     }
 }

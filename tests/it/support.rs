@@ -1,1 +1,120 @@
-//! Tests: support.
+//! Shared helpers: temporary packages, a capmux server on an in-memory duplex pair, and
+//! the built binary with an environment that cannot see the developer's own packages.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use capmux::{Config, Options, Overrides, Server};
+use rmcp::model::{ClientCapabilities, ClientConfig, Implementation, ProtocolVersion};
+use rmcp::service::RunningService;
+use rmcp::{RoleClient, ServiceExt};
+use serde_json::{Value, json};
+
+/// The repository root.
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Writes a native package `name` under `dir` with `capmux` as its manifest object and
+/// `files` (relative path, content) beside it; returns its root.
+pub fn package(dir: &Path, name: &str, capmux: Value, files: &[(&str, &str)]) -> PathBuf {
+    let root = dir.join(name);
+    std::fs::create_dir_all(&root).expect("create package root");
+    let manifest = json!({ "name": name, "version": "1.0.0", "capmux": capmux });
+    std::fs::write(root.join("package.json"), manifest.to_string()).expect("write manifest");
+    for (rel, content) in files {
+        let path = root.join(rel);
+        std::fs::create_dir_all(path.parent().expect("parent")).expect("create folder");
+        std::fs::write(path, content).expect("write file");
+    }
+    root
+}
+
+/// A command tool declaration running `script` (a file of the package) with python3.
+pub fn python_tool(name: &str, script: &str, schema: Value) -> Value {
+    json!({ "name": name, "description": format!("test tool {name}"),
+            "inputSchema": schema, "command": ["python3", script] })
+}
+
+/// Loads exactly `roots` (nothing bundled, no user folders) under `config_toml`.
+pub fn load(roots: &[PathBuf], config_toml: &str, cwd: &Path) -> capmux::Loaded {
+    let config_path = cwd.join("capmux-test-config.toml");
+    let mut config = Config::parse(config_toml, &config_path).expect("valid test config");
+    config.user_packages = false;
+    let options = Options {
+        config: None,
+        overrides: Overrides {
+            packages: roots.to_vec(),
+            no_bundled: true,
+            only_explicit: true,
+        },
+        cwd: cwd.to_path_buf(),
+    };
+    capmux::load_with(config, &options)
+}
+
+/// The repository's `plugins/` loaded as capmux loads its bundled folder: each package
+/// holds the permissions it declares.
+pub fn load_bundled(cwd: &Path) -> capmux::Loaded {
+    let mut config = Config::parse("", &cwd.join("capmux-test-config.toml")).expect("config");
+    config.user_packages = false;
+    config.plugins_dir = Some(repo().join("plugins"));
+    let options = Options {
+        cwd: cwd.to_path_buf(),
+        ..Options::default()
+    };
+    capmux::load_with(config, &options)
+}
+
+/// A server over the bundled `plugins/`.
+pub fn bundled_server(cwd: &Path) -> Server {
+    let loaded = load_bundled(cwd);
+    Server::new(loaded.pool, &loaded.config, cwd.to_path_buf())
+}
+
+/// A server over `roots`.
+pub fn server(roots: &[PathBuf], config_toml: &str, cwd: &Path) -> Server {
+    let loaded = load(roots, config_toml, cwd);
+    Server::new(loaded.pool, &loaded.config, cwd.to_path_buf())
+}
+
+pub type Client = RunningService<RoleClient, ClientConfig>;
+
+/// Connects a client named `client_name` to `server` over an in-memory duplex pair.
+pub async fn connect(server: Server, client_name: &str) -> Client {
+    let (client_io, server_io) = tokio::io::duplex(1 << 20);
+    tokio::spawn(async move {
+        if let Ok(running) = server.serve(server_io).await {
+            let _ = running.waiting().await;
+        }
+    });
+    let info = ClientConfig::new(
+        ClientCapabilities::default(),
+        Implementation::new(client_name, "1.0.0"),
+    )
+    .with_protocol_version(ProtocolVersion::LATEST_WITH_INITIALIZE);
+    info.serve(client_io).await.expect("client initializes")
+}
+
+/// The built `capmux` binary with HOME and the XDG folders in `home`, so that neither the
+/// developer's config nor their packages are read.
+pub fn capmux(home: &Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_capmux"));
+    command
+        .env("HOME", home)
+        .env("XDG_CONFIG_HOME", home.join("config"))
+        .env("XDG_DATA_HOME", home.join("data"))
+        .env_remove("CAPMUX_CONFIG")
+        .env_remove("CAPMUX_LOG");
+    command
+}
+
+/// The text of every text content block of a tool result, joined by newlines.
+pub fn text_of(result: &rmcp::model::CallToolResult) -> String {
+    result
+        .content
+        .iter()
+        .filter_map(|c| c.as_text().map(|t| t.text.clone()))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
