@@ -1,1 +1,1091 @@
-fn main() {}
+//! capmux benchmark: what capmux costs on top of the work it multiplexes.
+//!
+//! Three things are measured, each through the real release binary (`target/release/capmux`)
+//! driven by an rmcp 3.9 client over its stdin/stdout, exactly as a host would use it:
+//!
+//! 1. **`tools/list` with 2,000 tools.** 4 generated native packages × 500 command tools in a
+//!    temp dir, served with `capmux --no-bundled --package <dir> serve`. One sample is one
+//!    complete paginated listing (every `nextCursor` followed), at the default page size (100,
+//!    20 pages) and with a config file setting `page_size = 1000` (2 pages). Also: the cold
+//!    start (spawn → initialized, spawn → first full listing) and the in-process cost of
+//!    loading those packages (`capmux::load_with`, split into discovery and `Pool::build`).
+//! 2. **A command-tool call through capmux vs the same script run directly.** Direct: spawn
+//!    `python3 plugins/text-tools/tools/word_count.py`, write the arguments to its stdin, read
+//!    its stdout to EOF, wait. Through capmux: a `tools/call` of `text-tools__word_count` to
+//!    one long-running `capmux serve` (sequential calls), and, for reference, the one-shot CLI
+//!    `capmux call text-tools__word_count '{...}'`. The three are interleaved round by round
+//!    so that they see the same machine load. The same for `sha256.js` under node
+//!    (`--no-node` skips it).
+//! 3. **The MCP hop alone**, with no process spawn: sequential `ping` and `prompts/get` of
+//!    `house-rules__review` round trips, i.e. capmux's own per-request cost plus the stdio hop.
+//!
+//! Every response is checked (the listing holds exactly the 2,000 generated names, sorted and
+//! unique; a call's text says `4 words` / the expected digest; the prompt is filled in), so an
+//! error can never be measured as a fast answer.
+//!
+//! Run (the release binary must be current; `cargo bench` builds it, since the package has a
+//! bin target):
+//!
+//! ```text
+//! cargo build --release && cargo bench --bench capmux_bench
+//! cargo bench --bench capmux_bench -- --quick     # ~1/10 of the samples, a smoke run
+//! cargo bench --bench capmux_bench -- --no-node   # skip the sha256.js comparison
+//! ```
+//!
+//! Output: markdown tables on stdout (progress on stderr). Every capmux process runs with
+//! `HOME` and `XDG_*` in a temp dir, so no user config or package leaks in; interpreters are
+//! found on the inherited `PATH`, by capmux and by the direct runs alike. The client runs on
+//! a current-thread runtime with rmcp's response cache disabled, to keep the client's share
+//! of each round trip small.
+
+use std::ffi::OsString;
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant, SystemTime};
+
+use anyhow::{Context, Result, bail, ensure};
+use capmux::{Config, Options, Overrides, Pool};
+use rmcp::model::{
+    CallToolRequestParams, ClientCapabilities, ClientConfig, ClientRequest,
+    GetPromptRequestParams, Implementation, PaginatedRequestParams, PingRequest, ProtocolVersion,
+    ServerResult, Tool,
+};
+use rmcp::service::RunningService;
+use rmcp::{ClientCacheConfig, RoleClient, ServiceExt};
+use serde_json::{Map, Value, json};
+use sha2::{Digest, Sha256};
+use tempfile::TempDir;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::process::{Child, Command};
+
+/// 4 × 500 = 2,000 tools; a package may declare at most 1,000 items.
+const PACKAGES: usize = 4;
+const TOOLS_PER_PACKAGE: usize = 500;
+const TOTAL_TOOLS: usize = PACKAGES * TOOLS_PER_PACKAGE;
+
+/// The argument text of every call, and what `word_count` must answer for it.
+const TEXT: &str = "hello brave new world";
+const WORD_COUNT_EXPECT: &str = "4 words";
+
+const REVIEW_PROMPT: &str = "house-rules__review";
+/// A line of `plugins/house-rules/prompts/review.md`, to know the prompt really came back.
+const REVIEW_MARKER: &str = "You are reviewing a code change";
+
+/// No single step may take longer than this; a hung capmux fails the bench instead.
+const STEP_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The script of every generated tool (never run here; it keeps the packages realistic).
+const ECHO_PY: &str = r#"import json, sys
+args = json.load(sys.stdin)
+print(json.dumps({"success": True, "data": args}))
+"#;
+
+fn main() -> Result<()> {
+    let Some(args) = Args::parse()? else {
+        return Ok(());
+    };
+    let plan = if args.quick { Plan::QUICK } else { Plan::FULL };
+    let started = Instant::now();
+    let env = BenchEnv::new()?;
+    let mut report = Report::new(&env, &args)?;
+
+    progress("in-process load of 2,000 tools");
+    let packages = env.write_packages()?;
+    measure_load(&plan, &env, &packages, &mut report)?;
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the tokio runtime")?;
+    runtime.block_on(async {
+        measure_listing(&plan, &env, &packages, &mut report).await?;
+        measure_calls_and_hops(&plan, &env, &args, &mut report).await
+    })?;
+
+    report.finish(started.elapsed());
+    let mut stdout = std::io::stdout().lock();
+    stdout.write_all(report.render()?.as_bytes())?;
+    stdout.flush()?;
+    Ok(())
+}
+
+/// The command line after `--` (cargo adds `--bench` itself).
+struct Args {
+    quick: bool,
+    node: bool,
+}
+
+impl Args {
+    /// `None` when only `--help` was asked for.
+    fn parse() -> Result<Option<Args>> {
+        let mut args = Args {
+            quick: false,
+            node: true,
+        };
+        for arg in std::env::args().skip(1) {
+            match arg.as_str() {
+                "--quick" => args.quick = true,
+                "--no-node" => args.node = false,
+                "--bench" => {}
+                "-h" | "--help" => {
+                    eprintln!(
+                        "usage: cargo bench --bench capmux_bench [-- --quick] [-- --no-node]\n  \
+                         --quick    about a tenth of the samples (a smoke run)\n  \
+                         --no-node  skip the sha256.js comparison"
+                    );
+                    return Ok(None);
+                }
+                other => bail!("unknown argument `{other}`; try --help"),
+            }
+        }
+        Ok(Some(args))
+    }
+}
+
+/// How many samples of each kind; warm-up rounds are not recorded.
+struct Plan {
+    loads: usize,
+    cold_starts: usize,
+    list_warmup: usize,
+    listings: usize,
+    call_warmup: usize,
+    calls: usize,
+    /// The CLI one-shot runs in every n-th call round.
+    cli_every: usize,
+    node_calls: usize,
+    hop_warmup: usize,
+    hops: usize,
+}
+
+impl Plan {
+    const FULL: Plan = Plan {
+        loads: 20,
+        cold_starts: 10,
+        list_warmup: 10,
+        listings: 300,
+        call_warmup: 10,
+        calls: 300,
+        cli_every: 3,
+        node_calls: 100,
+        hop_warmup: 200,
+        hops: 2000,
+    };
+    const QUICK: Plan = Plan {
+        loads: 3,
+        cold_starts: 2,
+        list_warmup: 2,
+        listings: 30,
+        call_warmup: 2,
+        calls: 30,
+        cli_every: 3,
+        node_calls: 10,
+        hop_warmup: 20,
+        hops: 200,
+    };
+}
+
+fn progress(what: &str) {
+    eprintln!("capmux_bench: {what} ...");
+}
+
+/// Awaits `future` for at most [`STEP_TIMEOUT`].
+async fn bounded<T>(what: &str, future: impl Future<Output = Result<T>>) -> Result<T> {
+    tokio::time::timeout(STEP_TIMEOUT, future)
+        .await
+        .with_context(|| format!("{what}: no answer within {STEP_TIMEOUT:?}"))?
+}
+
+/// Runs `future` and returns how long it took with its output.
+async fn timed<T>(future: impl Future<Output = Result<T>>) -> Result<(Duration, T)> {
+    let start = Instant::now();
+    let value = future.await?;
+    Ok((start.elapsed(), value))
+}
+
+// ---------------------------------------------------------------------------------------
+// The environment: the binary, an isolated home, the generated packages.
+// ---------------------------------------------------------------------------------------
+
+struct BenchEnv {
+    repo: PathBuf,
+    bin: PathBuf,
+    /// `HOME` and the XDG folders of every process started here.
+    home: TempDir,
+    /// The generated packages and config files.
+    work: TempDir,
+}
+
+impl BenchEnv {
+    fn new() -> Result<BenchEnv> {
+        let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+        let target = std::env::var_os("CARGO_TARGET_DIR")
+            .map(|dir| repo.join(dir))
+            .unwrap_or_else(|| repo.join("target"));
+        let bin = target.join("release").join("capmux");
+        if !bin.is_file() {
+            bail!(
+                "{} is missing: run `cargo build --release` first",
+                bin.display()
+            );
+        }
+        if let Some(newer) = newer_source(&repo, &bin) {
+            eprintln!(
+                "capmux_bench: warning: {} is newer than {}; run `cargo build --release` to bench the current code",
+                newer.display(),
+                bin.display()
+            );
+        }
+        Ok(BenchEnv {
+            repo,
+            bin,
+            home: tempfile::Builder::new().prefix("capmux-bench-home").tempdir()?,
+            work: tempfile::Builder::new().prefix("capmux-bench-work").tempdir()?,
+        })
+    }
+
+    /// A command that runs with `HOME`/`XDG_*` in the temp home and no capmux settings.
+    fn isolated(&self, program: impl AsRef<std::ffi::OsStr>, cwd: &Path) -> Command {
+        let home = self.home.path();
+        let mut command = Command::new(program);
+        command
+            .current_dir(cwd)
+            .env("HOME", home)
+            .env("XDG_CONFIG_HOME", home.join("config"))
+            .env("XDG_DATA_HOME", home.join("data"))
+            .env("XDG_CACHE_HOME", home.join("cache"))
+            .env("XDG_STATE_HOME", home.join("state"))
+            .env_remove("CAPMUX_CONFIG")
+            .env("CAPMUX_LOG", "warn")
+            .kill_on_drop(true);
+        command
+    }
+
+    /// The capmux binary with `args`, isolated.
+    fn capmux(&self, args: &[OsString], cwd: &Path) -> Command {
+        let mut command = self.isolated(&self.bin, cwd);
+        command.args(args);
+        command
+    }
+
+    /// Writes the 2,000-tool packages; returns their parent folder.
+    fn write_packages(&self) -> Result<PathBuf> {
+        let dir = self.work.path().join("packages");
+        for p in 0..PACKAGES {
+            let root = dir.join(format!("bench-{p}"));
+            std::fs::create_dir_all(&root)?;
+            let tools: Vec<Value> = (0..TOOLS_PER_PACKAGE)
+                .map(|t| {
+                    json!({
+                        "name": format!("tool_{t}"),
+                        "description": format!(
+                            "Bench tool {t} of package {p}: echoes its `text` argument back as JSON."
+                        ),
+                        "inputSchema": {
+                            "type": "object",
+                            "properties": { "text": { "type": "string" } }
+                        },
+                        "command": ["python3", "echo.py"]
+                    })
+                })
+                .collect();
+            let manifest = json!({
+                "name": format!("bench-{p}"),
+                "version": "1.0.0",
+                "capmux": {
+                    "manifestVersion": 1,
+                    "permissions": ["shell:execute"],
+                    "tools": tools
+                }
+            });
+            std::fs::write(
+                root.join("package.json"),
+                serde_json::to_vec_pretty(&manifest)?,
+            )?;
+            std::fs::write(root.join("echo.py"), ECHO_PY)?;
+        }
+        Ok(dir)
+    }
+
+    /// A config file holding `toml`; returns its path.
+    fn config_file(&self, name: &str, toml: &str) -> Result<PathBuf> {
+        let path = self.work.path().join(name);
+        std::fs::write(&path, toml)?;
+        Ok(path)
+    }
+}
+
+/// A file under `src/` (or `Cargo.toml`) modified after `bin`, if any.
+fn newer_source(repo: &Path, bin: &Path) -> Option<PathBuf> {
+    let built = modified(bin)?;
+    let mut stack = vec![repo.join("src")];
+    let mut files = vec![repo.join("Cargo.toml")];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(dir).ok()?.filter_map(Result::ok) {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                files.push(path);
+            }
+        }
+    }
+    files
+        .into_iter()
+        .find(|f| modified(f).is_some_and(|m| m > built))
+}
+
+fn modified(path: &Path) -> Option<SystemTime> {
+    std::fs::metadata(path).and_then(|m| m.modified()).ok()
+}
+
+/// Every public tool name of the generated packages, sorted.
+fn expected_tool_names() -> Vec<String> {
+    let mut names: Vec<String> = (0..PACKAGES)
+        .flat_map(|p| (0..TOOLS_PER_PACKAGE).map(move |t| format!("bench-{p}__tool_{t}")))
+        .collect();
+    names.sort();
+    names
+}
+
+/// Checks that `names` is exactly the generated set, in order.
+fn check_listing(names: &[String], expected: &[String]) -> Result<()> {
+    ensure!(
+        names.len() == expected.len(),
+        "listing holds {} tools, expected {}",
+        names.len(),
+        expected.len()
+    );
+    if let Some((got, want)) = names.iter().zip(expected).find(|(a, b)| a != b) {
+        bail!("listing is not the sorted set of generated tools: got `{got}` where `{want}` belongs");
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------
+// A running `capmux serve` with an rmcp client on its stdio.
+// ---------------------------------------------------------------------------------------
+
+struct Capmux {
+    client: RunningService<RoleClient, ClientConfig>,
+    child: Child,
+}
+
+impl Capmux {
+    /// Spawns `capmux <args> serve` in `cwd` and completes the MCP handshake.
+    async fn start(env: &BenchEnv, args: &[OsString], cwd: &Path) -> Result<Capmux> {
+        let mut command = env.capmux(args, cwd);
+        command
+            .arg("serve")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        let mut child = command.spawn().context("cannot spawn capmux serve")?;
+        let stdout = child.stdout.take().context("no stdout pipe")?;
+        let stdin = child.stdin.take().context("no stdin pipe")?;
+        let info = ClientConfig::new(
+            ClientCapabilities::default(),
+            Implementation::new("capmux-bench", env!("CARGO_PKG_VERSION")),
+        )
+        .with_protocol_version(ProtocolVersion::LATEST_WITH_INITIALIZE);
+        let client = bounded("initialize", async {
+            info.serve((stdout, stdin))
+                .await
+                .context("MCP initialize failed")
+        })
+        .await?;
+        client
+            .peer()
+            .set_response_cache_config(ClientCacheConfig::disabled())
+            .await;
+        Ok(Capmux { client, child })
+    }
+
+    /// One complete paginated listing: the tools and the number of pages.
+    async fn list_tools(&self) -> Result<(Vec<Tool>, usize)> {
+        let mut tools = Vec::with_capacity(TOTAL_TOOLS);
+        let mut cursor = None;
+        let mut pages = 0;
+        loop {
+            let params = PaginatedRequestParams::default().with_cursor(cursor);
+            let page = self.client.list_tools(Some(params)).await?;
+            pages += 1;
+            tools.extend(page.tools);
+            cursor = page.next_cursor;
+            if cursor.is_none() {
+                return Ok((tools, pages));
+            }
+            ensure!(pages <= TOTAL_TOOLS + 1, "pagination does not end");
+        }
+    }
+
+    /// Calls tool `name`; returns its text, or fails if it is a tool error.
+    async fn call_tool(&self, name: &'static str, arguments: Map<String, Value>) -> Result<String> {
+        let params = CallToolRequestParams::new(name).with_arguments(arguments);
+        let result = self.client.call_tool(params).await?;
+        let text: Vec<&str> = result
+            .content
+            .iter()
+            .filter_map(|c| c.as_text().map(|t| t.text.as_str()))
+            .collect();
+        let text = text.join("\n");
+        ensure!(result.is_error != Some(true), "{name} failed: {text}");
+        Ok(text)
+    }
+
+    async fn ping(&self) -> Result<()> {
+        let request = ClientRequest::PingRequest(PingRequest::default());
+        match self.client.send_request(request).await? {
+            ServerResult::EmptyResult(_) => Ok(()),
+            other => bail!("ping: unexpected answer {other:?}"),
+        }
+    }
+
+    /// `prompts/get` of the review prompt; returns the text of its message.
+    async fn review_prompt(&self, arguments: Map<String, Value>) -> Result<String> {
+        let params = GetPromptRequestParams::new(REVIEW_PROMPT).with_arguments(arguments);
+        let result = self.client.get_prompt(params).await?;
+        ensure!(
+            result.messages.len() == 1,
+            "{REVIEW_PROMPT}: {} messages",
+            result.messages.len()
+        );
+        let text = result.messages[0]
+            .content
+            .as_text()
+            .map(|t| t.text.clone())
+            .context("prompt message is not text")?;
+        Ok(text)
+    }
+
+    /// Closes the client's end; capmux must exit cleanly on that EOF.
+    async fn stop(mut self) -> Result<()> {
+        let _ = self.client.cancel().await;
+        match tokio::time::timeout(Duration::from_secs(10), self.child.wait()).await {
+            Ok(status) => {
+                let status = status?;
+                ensure!(status.success(), "capmux serve exited with {status}");
+                Ok(())
+            }
+            Err(_) => {
+                self.child.kill().await?;
+                bail!("capmux serve did not exit within 10 s of stdin EOF")
+            }
+        }
+    }
+}
+
+fn text_arguments(text: &str) -> Map<String, Value> {
+    let mut map = Map::new();
+    map.insert("text".into(), Value::String(text.into()));
+    map
+}
+
+// ---------------------------------------------------------------------------------------
+// 1. tools/list with 2,000 tools; loading them.
+// ---------------------------------------------------------------------------------------
+
+/// In-process: `load_with` end to end, then its two halves separately.
+fn measure_load(plan: &Plan, env: &BenchEnv, packages: &Path, report: &mut Report) -> Result<()> {
+    let expected = expected_tool_names();
+    let cwd = env.work.path().to_path_buf();
+    let options = Options {
+        config: None,
+        overrides: Overrides {
+            packages: vec![packages.to_path_buf()],
+            no_bundled: true,
+            only_explicit: true,
+        },
+        cwd: cwd.clone(),
+    };
+    let check = |pool: &Pool| -> Result<()> {
+        let names: Vec<String> = pool.tools.keys().cloned().collect();
+        check_listing(&names, &expected)
+    };
+
+    let mut total = Vec::new();
+    let mut discover = Vec::new();
+    let mut build = Vec::new();
+    for round in 0..=plan.loads {
+        // `Config::default()` reads no user packages: the generated ones are all there is.
+        let start = Instant::now();
+        let loaded = capmux::load_with(Config::default(), &options);
+        let elapsed = start.elapsed();
+        check(&loaded.pool)?;
+        if let Some(error) = loaded.diagnostics.iter().find(|d| d.is_error()) {
+            bail!("loading the generated packages failed: {error}");
+        }
+
+        let config = Config::default();
+        let start = Instant::now();
+        let roots = capmux::discover::roots(&config, &options.overrides, &cwd);
+        let (found, _) = capmux::discover::discover(&roots);
+        let discovered = start.elapsed();
+        let start = Instant::now();
+        let pool = Pool::build(found, &config);
+        let built = start.elapsed();
+        check(&pool)?;
+
+        if round > 0 {
+            total.push(elapsed);
+            discover.push(discovered);
+            build.push(built);
+        }
+    }
+    let section = Section::Listing;
+    report.row(section, "in-process `load_with`, 2,000 tools (discover + parse + `Pool::build`)", &total)?;
+    report.row(section, "… of which discover + parse the 4 `package.json`", &discover)?;
+    report.row(section, "… of which `Pool::build`", &build)?;
+    Ok(())
+}
+
+async fn measure_listing(
+    plan: &Plan,
+    env: &BenchEnv,
+    packages: &Path,
+    report: &mut Report,
+) -> Result<()> {
+    let expected = expected_tool_names();
+    let cwd = env.work.path();
+    let base: Vec<OsString> = vec![
+        "--no-bundled".into(),
+        "--package".into(),
+        packages.into(),
+    ];
+
+    progress("cold starts of capmux serve with 2,000 tools");
+    let (init, first) = cold_starts(plan, env, &base, cwd, &expected).await?;
+    report.row(Section::Listing, "cold start: spawn → `initialize` answered", &init)?;
+    report.row(Section::Listing, "cold start: spawn → first full listing (page 100)", &first)?;
+
+    let page_1000 = env.config_file("page-1000.toml", "page_size = 1000\n")?;
+    let configs: [(Option<&Path>, usize); 2] = [(None, 100), (Some(&page_1000), 1000)];
+    for (config, page_size) in configs {
+        progress(&format!("tools/list with page_size {page_size}"));
+        let mut args = base.clone();
+        if let Some(config) = config {
+            args.extend(["--config".into(), config.into()]);
+        }
+        let server = Capmux::start(env, &args, cwd).await?;
+        let pages = TOTAL_TOOLS.div_ceil(page_size);
+        let samples = listings(plan, &server, &expected, pages).await?;
+        server.stop().await?;
+        let what = format!("full `tools/list`, page_size {page_size} ({pages} pages), over stdio");
+        report.row(Section::Listing, &what, &samples)?;
+    }
+    Ok(())
+}
+
+/// Repeated complete listings on one server, each checked.
+async fn listings(
+    plan: &Plan,
+    server: &Capmux,
+    expected: &[String],
+    pages: usize,
+) -> Result<Vec<Duration>> {
+    let mut samples = Vec::with_capacity(plan.listings);
+    for round in 0..plan.list_warmup + plan.listings {
+        let (elapsed, (tools, got_pages)) = timed(bounded("tools/list", server.list_tools())).await?;
+        ensure!(got_pages == pages, "{got_pages} pages, expected {pages}");
+        let names: Vec<String> = tools.iter().map(|t| t.name.to_string()).collect();
+        check_listing(&names, expected)?;
+        if round >= plan.list_warmup {
+            samples.push(elapsed);
+        }
+    }
+    Ok(samples)
+}
+
+/// Spawn → initialized, and spawn → first complete listing, for fresh processes.
+async fn cold_starts(
+    plan: &Plan,
+    env: &BenchEnv,
+    args: &[OsString],
+    cwd: &Path,
+    expected: &[String],
+) -> Result<(Vec<Duration>, Vec<Duration>)> {
+    let mut init = Vec::new();
+    let mut first = Vec::new();
+    for round in 0..=plan.cold_starts {
+        let start = Instant::now();
+        let server = Capmux::start(env, args, cwd).await?;
+        let initialized = start.elapsed();
+        let (tools, _) = bounded("tools/list", server.list_tools()).await?;
+        let listed = start.elapsed();
+        let names: Vec<String> = tools.iter().map(|t| t.name.to_string()).collect();
+        check_listing(&names, expected)?;
+        server.stop().await?;
+        if round > 0 {
+            init.push(initialized);
+            first.push(listed);
+        }
+    }
+    Ok((init, first))
+}
+
+// ---------------------------------------------------------------------------------------
+// 2. Command tool calls: direct vs capmux; 3. the MCP hop.
+// ---------------------------------------------------------------------------------------
+
+/// A bundled command tool and how to run its script directly.
+struct ToolCase {
+    public: &'static str,
+    label: &'static str,
+    program: &'static str,
+    /// The script, relative to the repository root.
+    script: &'static str,
+    /// Text every correct answer contains.
+    expect: String,
+}
+
+impl ToolCase {
+    fn word_count() -> ToolCase {
+        ToolCase {
+            public: "text-tools__word_count",
+            label: "word_count.py",
+            program: "python3",
+            script: "plugins/text-tools/tools/word_count.py",
+            expect: WORD_COUNT_EXPECT.into(),
+        }
+    }
+
+    fn sha256() -> ToolCase {
+        let digest = Sha256::digest(TEXT.as_bytes());
+        ToolCase {
+            public: "text-tools__sha256",
+            label: "sha256.js",
+            program: "node",
+            script: "plugins/text-tools/tools/sha256.js",
+            expect: digest.iter().map(|b| format!("{b:02x}")).collect(),
+        }
+    }
+
+    fn input(&self) -> Result<Vec<u8>> {
+        Ok(serde_json::to_vec(&Value::Object(text_arguments(TEXT)))?)
+    }
+
+    /// Runs the script itself: arguments on stdin, stdout to EOF, wait.
+    async fn run_direct(&self, env: &BenchEnv, input: &[u8]) -> Result<Vec<u8>> {
+        let mut command = env.isolated(self.program, &env.repo);
+        command
+            .arg(self.script)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null());
+        let mut child = command
+            .spawn()
+            .with_context(|| format!("cannot spawn {}", self.program))?;
+        let mut stdin = child.stdin.take().context("no stdin pipe")?;
+        stdin.write_all(input).await?;
+        drop(stdin);
+        let mut out = Vec::new();
+        child
+            .stdout
+            .take()
+            .context("no stdout pipe")?
+            .read_to_end(&mut out)
+            .await?;
+        let status = child.wait().await?;
+        ensure!(status.success(), "{} exited with {status}", self.script);
+        Ok(out)
+    }
+
+    /// Runs `capmux call <tool> <json>` once.
+    async fn run_cli(&self, env: &BenchEnv, input: &[u8]) -> Result<Vec<u8>> {
+        let args = [
+            OsString::from("call"),
+            self.public.into(),
+            String::from_utf8_lossy(input).into_owned().into(),
+        ];
+        let output = env
+            .capmux(&args, &env.repo)
+            .stdin(Stdio::null())
+            .output()
+            .await?;
+        ensure!(
+            output.status.success(),
+            "capmux call exited with {}: {}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        );
+        Ok(output.stdout)
+    }
+
+    fn check_direct(&self, out: &[u8]) -> Result<()> {
+        let result: Value = serde_json::from_slice(out)
+            .with_context(|| format!("{} printed no JSON", self.script))?;
+        ensure!(
+            result["success"] == Value::Bool(true) && result.to_string().contains(&self.expect),
+            "{} answered {result}",
+            self.script
+        );
+        Ok(())
+    }
+
+    fn check_text(&self, how: &str, text: &str) -> Result<()> {
+        ensure!(
+            text.contains(&self.expect),
+            "{} via {how} answered `{text}`, expected `{}`",
+            self.public,
+            self.expect
+        );
+        Ok(())
+    }
+}
+
+/// The samples of one tool: direct, through MCP, through the CLI.
+#[derive(Default)]
+struct CallSamples {
+    direct: Vec<Duration>,
+    mcp: Vec<Duration>,
+    cli: Vec<Duration>,
+}
+
+/// Interleaved rounds: direct, then MCP, then (every `cli_every`-th round) the CLI.
+async fn compare(
+    env: &BenchEnv,
+    server: &Capmux,
+    case: &ToolCase,
+    warmup: usize,
+    rounds: usize,
+    cli_every: Option<usize>,
+) -> Result<CallSamples> {
+    let input = case.input()?;
+    let mut samples = CallSamples::default();
+    for round in 0..warmup + rounds {
+        let keep = round >= warmup;
+        let (direct, out) = timed(bounded("direct run", case.run_direct(env, &input))).await?;
+        case.check_direct(&out)?;
+
+        let call = server.call_tool(case.public, text_arguments(TEXT));
+        let (mcp, text) = timed(bounded("tools/call", call)).await?;
+        case.check_text("MCP", &text)?;
+
+        if keep {
+            samples.direct.push(direct);
+            samples.mcp.push(mcp);
+        }
+        if let Some(every) = cli_every
+            && (round < warmup || (round - warmup) % every == 0)
+        {
+            let (cli, out) = timed(bounded("capmux call", case.run_cli(env, &input))).await?;
+            case.check_text("the CLI", &String::from_utf8_lossy(&out))?;
+            if keep {
+                samples.cli.push(cli);
+            }
+        }
+    }
+    Ok(samples)
+}
+
+async fn measure_calls_and_hops(
+    plan: &Plan,
+    env: &BenchEnv,
+    args: &Args,
+    report: &mut Report,
+) -> Result<()> {
+    let server = Capmux::start(env, &[], &env.repo).await?;
+
+    let mut cases = vec![(ToolCase::word_count(), plan.calls, Some(plan.cli_every))];
+    if args.node {
+        cases.push((ToolCase::sha256(), plan.node_calls, None));
+    }
+    for (case, rounds, cli_every) in &cases {
+        progress(&format!("{} calls: direct vs capmux", case.label));
+        let samples = compare(env, &server, case, plan.call_warmup, *rounds, *cli_every).await?;
+        report.call(case, &samples)?;
+    }
+
+    progress("MCP round trips (ping, prompts/get)");
+    let pings = hops(plan, || server.ping()).await?;
+    report.row(Section::Hop, "`ping`", &pings)?;
+    let mut arguments = Map::new();
+    arguments.insert("diff".into(), Value::String("x".into()));
+    let (client, arguments) = (&server, &arguments);
+    let prompts = hops(plan, move || async move {
+        let text = client.review_prompt(arguments.clone()).await?;
+        ensure!(
+            text.contains(REVIEW_MARKER) && !text.contains("{{diff}}"),
+            "{REVIEW_PROMPT} came back unfilled or wrong"
+        );
+        Ok(())
+    })
+    .await?;
+    report.row(Section::Hop, "`prompts/get` `house-rules__review` {diff: \"x\"}", &prompts)?;
+
+    server.stop().await
+}
+
+/// Sequential round trips of `request`, after a warm-up.
+async fn hops<F, Fut>(plan: &Plan, mut request: F) -> Result<Vec<Duration>>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<()>>,
+{
+    let mut samples = Vec::with_capacity(plan.hops);
+    for round in 0..plan.hop_warmup + plan.hops {
+        let (elapsed, ()) = timed(bounded("request", request())).await?;
+        if round >= plan.hop_warmup {
+            samples.push(elapsed);
+        }
+    }
+    Ok(samples)
+}
+
+// ---------------------------------------------------------------------------------------
+// Statistics and the report.
+// ---------------------------------------------------------------------------------------
+
+#[derive(Clone, Copy)]
+struct Stats {
+    n: usize,
+    p50: Duration,
+    p99: Duration,
+    mean: Duration,
+    min: Duration,
+    max: Duration,
+}
+
+impl Stats {
+    fn of(samples: &[Duration]) -> Result<Stats> {
+        ensure!(!samples.is_empty(), "no samples");
+        let mut sorted = samples.to_vec();
+        sorted.sort();
+        let n = sorted.len();
+        let total: Duration = sorted.iter().sum();
+        Ok(Stats {
+            n,
+            p50: percentile(&sorted, 50.0),
+            p99: percentile(&sorted, 99.0),
+            mean: total / u32::try_from(n)?,
+            min: sorted[0],
+            max: sorted[n - 1],
+        })
+    }
+}
+
+/// Nearest-rank percentile of sorted, non-empty samples.
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let rank = (p / 100.0 * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+/// A duration in the unit that suits it.
+fn show(d: Duration) -> String {
+    show_signed(d.as_secs_f64())
+}
+
+/// Seconds (possibly negative) in the unit that suits them.
+fn show_signed(seconds: f64) -> String {
+    let magnitude = seconds.abs();
+    if magnitude < 1e-3 {
+        format!("{:.1} µs", seconds * 1e6)
+    } else if magnitude < 1.0 {
+        format!("{:.2} ms", seconds * 1e3)
+    } else {
+        format!("{seconds:.2} s")
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Section {
+    Listing,
+    Call,
+    Hop,
+}
+
+impl Section {
+    const ALL: [Section; 3] = [Section::Listing, Section::Call, Section::Hop];
+
+    fn title(self) -> String {
+        match self {
+            Section::Listing => format!(
+                "1. `tools/list` with {TOTAL_TOOLS} tools ({PACKAGES} packages × {TOOLS_PER_PACKAGE})"
+            ),
+            Section::Call => "2. Command-tool call: capmux vs the script run directly".into(),
+            Section::Hop => "3. The MCP hop alone (no process spawn), sequential".into(),
+        }
+    }
+}
+
+struct Row {
+    section: Section,
+    what: String,
+    stats: Stats,
+}
+
+/// One tool's comparison: direct vs MCP vs CLI.
+struct Comparison {
+    label: &'static str,
+    direct: Stats,
+    mcp: Stats,
+    cli: Option<Stats>,
+}
+
+struct Report {
+    header: Vec<String>,
+    rows: Vec<Row>,
+    comparisons: Vec<Comparison>,
+}
+
+impl Report {
+    fn new(env: &BenchEnv, args: &Args) -> Result<Report> {
+        let cpus = std::thread::available_parallelism().map_or(0, usize::from);
+        let mut header = vec![
+            format!(
+                "mode: {}; {cpus} CPUs; load average at start: {}",
+                if args.quick { "--quick" } else { "full" },
+                load_average()
+            ),
+            format!("capmux binary: `{}`", env.bin.display()),
+        ];
+        let mut programs = vec!["python3"];
+        if args.node {
+            programs.push("node");
+        }
+        for program in programs {
+            header.push(describe_program(program)?);
+        }
+        Ok(Report {
+            header,
+            rows: Vec::new(),
+            comparisons: Vec::new(),
+        })
+    }
+
+    fn row(&mut self, section: Section, what: &str, samples: &[Duration]) -> Result<()> {
+        self.rows.push(Row {
+            section,
+            what: what.to_owned(),
+            stats: Stats::of(samples)?,
+        });
+        Ok(())
+    }
+
+    fn call(&mut self, case: &ToolCase, samples: &CallSamples) -> Result<()> {
+        let label = case.label;
+        let direct = format!("{label} run directly (`{} {}`)", case.program, case.script);
+        self.row(Section::Call, &direct, &samples.direct)?;
+        let mcp = format!("{label} via capmux MCP `tools/call` `{}`", case.public);
+        self.row(Section::Call, &mcp, &samples.mcp)?;
+        let cli = if samples.cli.is_empty() {
+            None
+        } else {
+            self.row(Section::Call, &format!("{label} via `capmux call` (CLI one-shot)"), &samples.cli)?;
+            Some(Stats::of(&samples.cli)?)
+        };
+        self.comparisons.push(Comparison {
+            label,
+            direct: Stats::of(&samples.direct)?,
+            mcp: Stats::of(&samples.mcp)?,
+            cli,
+        });
+        Ok(())
+    }
+
+    fn finish(&mut self, elapsed: Duration) {
+        self.header.push(format!(
+            "load average at end: {}; bench took {}",
+            load_average(),
+            show(elapsed)
+        ));
+    }
+
+    fn render(&self) -> Result<String> {
+        let mut out = String::new();
+        writeln!(out, "\n## capmux benchmark\n")?;
+        for line in &self.header {
+            writeln!(out, "- {line}")?;
+        }
+        for section in Section::ALL {
+            writeln!(out, "\n### {}\n", section.title())?;
+            writeln!(out, "| measurement | n | p50 | p99 | mean | min | max |")?;
+            writeln!(out, "|---|---:|---:|---:|---:|---:|---:|")?;
+            for row in self.rows.iter().filter(|r| r.section == section) {
+                let s = row.stats;
+                writeln!(
+                    out,
+                    "| {} | {} | {} | {} | {} | {} | {} |",
+                    row.what,
+                    s.n,
+                    show(s.p50),
+                    show(s.p99),
+                    show(s.mean),
+                    show(s.min),
+                    show(s.max)
+                )?;
+            }
+            if section == Section::Call {
+                self.render_comparisons(&mut out)?;
+            }
+            if section == Section::Hop {
+                for row in self.rows.iter().filter(|r| r.section == section) {
+                    let per_second = 1.0 / row.stats.mean.as_secs_f64();
+                    writeln!(out, "\n{}: ≈ {per_second:.0} requests/s sequential (1 / mean).", row.what)?;
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn render_comparisons(&self, out: &mut String) -> Result<()> {
+        writeln!(
+            out,
+            "\n| tool | direct p50 | capmux MCP p50 | added by capmux (p50) | ratio (p50) | added (mean) | CLI p50 | CLI added (p50) |"
+        )?;
+        writeln!(out, "|---|---:|---:|---:|---:|---:|---:|---:|")?;
+        for c in &self.comparisons {
+            let direct = c.direct.p50.as_secs_f64();
+            let added = c.mcp.p50.as_secs_f64() - direct;
+            let added_mean = c.mcp.mean.as_secs_f64() - c.direct.mean.as_secs_f64();
+            let (cli, cli_added) = match c.cli {
+                Some(cli) => (
+                    show(cli.p50),
+                    show_signed(cli.p50.as_secs_f64() - direct),
+                ),
+                None => ("-".into(), "-".into()),
+            };
+            writeln!(
+                out,
+                "| {} | {} | {} | {} | {:.3}× | {} | {} | {} |",
+                c.label,
+                show(c.direct.p50),
+                show(c.mcp.p50),
+                show_signed(added),
+                c.mcp.p50.as_secs_f64() / direct,
+                show_signed(added_mean),
+                cli,
+                cli_added
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// `/proc/loadavg`'s first three fields, or `?`.
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|| "?".into())
+}
+
+/// Where `program` resolves on `PATH`, and whether it is a script (e.g. a pyenv shim).
+fn describe_program(program: &str) -> Result<String> {
+    let path = which::which(program).with_context(|| format!("`{program}` is not on PATH"))?;
+    let mut head = [0u8; 2];
+    let script = std::fs::File::open(&path)
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut head))
+        .is_ok()
+        && &head == b"#!";
+    Ok(format!(
+        "`{program}` on PATH: `{}`{}",
+        path.display(),
+        if script {
+            " (a `#!` script, e.g. a pyenv shim: every spawn, direct or via capmux, pays for it)"
+        } else {
+            ""
+        }
+    ))
+}

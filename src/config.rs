@@ -185,7 +185,8 @@ impl Config {
     }
 
     pub fn instructions_budget(&self) -> usize {
-        self.instructions_budget.unwrap_or(DEFAULT_INSTRUCTIONS_BUDGET)
+        self.instructions_budget
+            .unwrap_or(DEFAULT_INSTRUCTIONS_BUDGET)
     }
 
     pub fn page_size(&self) -> usize {
@@ -222,7 +223,9 @@ impl Config {
 }
 
 fn home() -> Option<PathBuf> {
-    std::env::var_os("HOME").filter(|h| !h.is_empty()).map(PathBuf::from)
+    std::env::var_os("HOME")
+        .filter(|h| !h.is_empty())
+        .map(PathBuf::from)
 }
 
 /// `$XDG_DATA_HOME`, else `~/.local/share`.
@@ -270,7 +273,10 @@ mod tests {
             settings = { signing_key = "k", max_notes = 5 }
         "#;
         let config = Config::parse(text, Path::new("/etc/capmux/config.toml")).expect("valid");
-        assert_eq!(config.resolve(Path::new("p")), PathBuf::from("/etc/capmux/p"));
+        assert_eq!(
+            config.resolve(Path::new("p")),
+            PathBuf::from("/etc/capmux/p")
+        );
         let notes = config.package("capmux-plugin-notes").expect("package");
         assert_eq!(notes.settings["max_notes"], serde_json::json!(5));
         assert!(config.user_packages);

@@ -96,11 +96,6 @@ impl fmt::Display for Diagnostic {
     }
 }
 
-/// True when any diagnostic is an error.
-pub fn has_errors(diagnostics: &[Diagnostic]) -> bool {
-    diagnostics.iter().any(Diagnostic::is_error)
-}
-
 /// Sorts diagnostics for display: by path, then line, then severity, then message.
 pub fn sort(diagnostics: &mut [Diagnostic]) {
     diagnostics.sort_by(|a, b| {
@@ -110,5 +105,7 @@ pub fn sort(diagnostics: &mut [Diagnostic]) {
 
 /// `path` shown relative to `base` when it lies below it, for shorter messages.
 pub fn relative_to(path: &Path, base: &Path) -> PathBuf {
-    path.strip_prefix(base).map(Path::to_path_buf).unwrap_or_else(|_| path.to_path_buf())
+    path.strip_prefix(base)
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|_| path.to_path_buf())
 }

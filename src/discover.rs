@@ -97,7 +97,9 @@ pub fn discover(roots: &[Root]) -> (Vec<Package>, Vec<Diagnostic>) {
         for dir in package_dirs(root, &mut diagnostics) {
             let loaded = package::load(&dir, root.source);
             diagnostics.extend(loaded.diagnostics);
-            let Some(package) = loaded.package else { continue };
+            let Some(package) = loaded.package else {
+                continue;
+            };
             if let Some(first) = seen.get(&package.id) {
                 diagnostics.push(
                     Diagnostic::warning(
@@ -143,10 +145,16 @@ fn package_dirs(root: &Root, diagnostics: &mut Vec<Diagnostic>) -> Vec<PathBuf> 
             .filter_map(Result::ok)
             .map(|e| e.path())
             .filter(|p| p.is_dir())
-            .filter(|p| !p.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.')))
+            .filter(|p| {
+                !p.file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with('.'))
+            })
             .collect(),
         Err(err) => {
-            diagnostics.push(Diagnostic::error(path, format!("cannot read folder: {err}")));
+            diagnostics.push(Diagnostic::error(
+                path,
+                format!("cannot read folder: {err}"),
+            ));
             return Vec::new();
         }
     };

@@ -72,12 +72,23 @@ mod tests {
             settings: &settings,
         };
         assert_eq!(
-            expand("${pluginRoot}/a ${settings.url} ${settings.n} ${workspace}${pluginData}", &vars).as_deref(),
+            expand(
+                "${pluginRoot}/a ${settings.url} ${settings.n} ${workspace}${pluginData}",
+                &vars
+            )
+            .as_deref(),
             Ok("/p/a https://x 3 /w/d")
         );
-        assert!(expand("${settings.token}", &vars).unwrap_err().contains("token"));
+        assert!(
+            expand("${settings.token}", &vars)
+                .unwrap_err()
+                .contains("token")
+        );
         assert!(expand("${nope}", &vars).unwrap_err().contains("nope"));
         assert!(expand("${pluginRoot", &vars).is_err());
-        assert_eq!(expand("${env:CAPMUX_SURELY_UNSET_VAR}x", &vars).as_deref(), Ok("x"));
+        assert_eq!(
+            expand("${env:CAPMUX_SURELY_UNSET_VAR}x", &vars).as_deref(),
+            Ok("x")
+        );
     }
 }

@@ -46,7 +46,9 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Serve every package as one MCP server on stdin/stdout.
-    #[command(after_help = "Example:\n  claude mcp add capmux -- capmux serve\n\nLogs go to stderr (CAPMUX_LOG=debug for more); stdout carries only MCP.")]
+    #[command(
+        after_help = "Example:\n  claude mcp add capmux -- capmux serve\n\nLogs go to stderr (CAPMUX_LOG=debug for more); stdout carries only MCP."
+    )]
     Serve,
     /// Validate packages: print every problem with its file; exit 1 on errors.
     #[command(after_help = "Examples:\n  capmux check ./my-plugin\n  capmux check plugins/")]
@@ -78,6 +80,9 @@ enum Command {
         #[arg(default_value = "{}")]
         arguments: String,
     },
+    /// Print the JSON Schema of the native manifest (the "capmux" object of package.json).
+    #[command(after_help = "Example:\n  capmux schema > capmux-manifest.schema.json")]
+    Schema,
     /// Print the merged system prompt.
     #[command(after_help = "Example:\n  capmux prompt --provider gemini")]
     Prompt {
@@ -136,14 +141,19 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         },
         cwd: cwd.clone(),
     };
-    let loaded = capmux::load(&options)?;
+    let load = || capmux::load(&options);
     match cli.command {
-        Command::Serve => serve(loaded, cwd),
-        Command::Check { .. } => check(&loaded, &cwd),
-        Command::List { json } => list(&loaded, &cwd, json),
-        Command::Tools { json } => tools(&loaded, json),
-        Command::Call { name, arguments } => call(loaded, cwd, &name, &arguments),
+        Command::Serve => serve(load()?, cwd),
+        Command::Check { .. } => check(&load()?, &cwd),
+        Command::List { json } => list(&load()?, &cwd, json),
+        Command::Tools { json } => tools(&load()?, json),
+        Command::Call { name, arguments } => call(load()?, cwd, &name, &arguments),
+        Command::Schema => {
+            out(&capmux::package::schema::manifest_schema())?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Prompt { provider, json } => {
+            let loaded = load()?;
             let prompt = &loaded.pool.system_prompt;
             if json {
                 let parts: Vec<_> = prompt.parts_for(provider.as_deref()).collect();
@@ -240,7 +250,11 @@ fn check(loaded: &Loaded, cwd: &std::path::Path) -> anyhow::Result<ExitCode> {
         .count();
     text.push_str(&format!("{errors} errors, {warnings} warnings"));
     out(&text)?;
-    Ok(if errors > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS })
+    Ok(if errors > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 fn list(loaded: &Loaded, cwd: &std::path::Path, json: bool) -> anyhow::Result<ExitCode> {
@@ -302,7 +316,12 @@ fn tools(loaded: &Loaded, json: bool) -> anyhow::Result<ExitCode> {
         .filter_map(|(public, entry)| {
             let (active, tool) = pool.tool(public)?;
             let description = entry.item.description.as_deref().unwrap_or("").to_owned();
-            Some((public.clone(), format!("{}: {}", active.package.id, tool.name), description, &entry.item))
+            Some((
+                public.clone(),
+                format!("{}: {}", active.package.id, tool.name),
+                description,
+                &entry.item,
+            ))
         })
         .collect();
     if json {

@@ -89,7 +89,11 @@ pub fn namespace_for_package(id: &str) -> Result<String, NameError> {
     };
     let short = ["capmux-plugin-", "aionui-plugin-", "capmux-"]
         .iter()
-        .find_map(|prefix| unscoped.strip_prefix(prefix).filter(|rest| !rest.is_empty()))
+        .find_map(|prefix| {
+            unscoped
+                .strip_prefix(prefix)
+                .filter(|rest| !rest.is_empty())
+        })
         .unwrap_or(unscoped);
     sanitize_namespace(short)
 }
@@ -168,10 +172,6 @@ impl Names {
         }
     }
 
-    pub fn budget(&self) -> usize {
-        self.budget
-    }
-
     /// Claims the public name of `name`; refused when an earlier item holds it.
     pub fn insert(&mut self, name: QualifiedName) -> Result<String, Collision> {
         let public = format(&name, self.budget);
@@ -204,19 +204,40 @@ mod tests {
 
     #[test]
     fn package_ids_lose_scope_and_plugin_prefix() {
-        assert_eq!(namespace_for_package("@acme/capmux-plugin-jira").as_deref(), Ok("jira"));
-        assert_eq!(namespace_for_package("aionui-plugin-pdf").as_deref(), Ok("pdf"));
-        assert_eq!(namespace_for_package("capmux-plugin-").as_deref(), Ok("capmux-plugin"));
+        assert_eq!(
+            namespace_for_package("@acme/capmux-plugin-jira").as_deref(),
+            Ok("jira")
+        );
+        assert_eq!(
+            namespace_for_package("aionui-plugin-pdf").as_deref(),
+            Ok("pdf")
+        );
+        assert_eq!(
+            namespace_for_package("capmux-plugin-").as_deref(),
+            Ok("capmux-plugin")
+        );
         assert_eq!(namespace_for_package("my.tools").as_deref(), Ok("my-tools"));
-        assert_eq!(namespace_for_package("9lives__x_").as_deref(), Ok("lives_x"));
+        assert_eq!(
+            namespace_for_package("9lives__x_").as_deref(),
+            Ok("lives_x")
+        );
         assert!(namespace_for_package("日本語").is_err());
     }
 
     #[test]
     fn items_are_sanitized_and_report_the_change() {
-        assert_eq!(sanitize_item("create_issue"), Ok(("create_issue".into(), false)));
-        assert_eq!(sanitize_item("create issue"), Ok(("create_issue".into(), true)));
-        assert_eq!(sanitize_item("plugin:pdf:read"), Ok(("plugin_pdf_read".into(), true)));
+        assert_eq!(
+            sanitize_item("create_issue"),
+            Ok(("create_issue".into(), false))
+        );
+        assert_eq!(
+            sanitize_item("create issue"),
+            Ok(("create_issue".into(), true))
+        );
+        assert_eq!(
+            sanitize_item("plugin:pdf:read"),
+            Ok(("plugin_pdf_read".into(), true))
+        );
         assert!(sanitize_item("!!!").is_err());
         assert!(sanitize_item("").is_err());
     }

@@ -52,7 +52,10 @@ pub enum ToolRoute {
 /// What stands behind a public prompt name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PromptRoute {
-    Package { package: usize, prompt: usize },
+    Package {
+        package: usize,
+        prompt: usize,
+    },
     /// The merged system prompt.
     System,
 }
@@ -102,7 +105,10 @@ pub fn page<T: Clone, R>(
         (Some((last, _)), Some(_)) => Some((*last).clone()),
         _ => None,
     };
-    (items.into_iter().map(|(_, e)| e.item.clone()).collect(), next)
+    (
+        items.into_iter().map(|(_, e)| e.item.clone()).collect(),
+        next,
+    )
 }
 
 impl Pool {
@@ -124,8 +130,13 @@ impl Pool {
             let grants = if package.source == Source::Bundled {
                 package.permissions.clone()
             } else {
-                user.map(|u| u.grants.iter().filter_map(|g| Permission::parse(g)).collect())
-                    .unwrap_or_default()
+                user.map(|u| {
+                    u.grants
+                        .iter()
+                        .filter_map(|g| Permission::parse(g))
+                        .collect()
+                })
+                .unwrap_or_default()
             };
             let settings = pool.settings(&package, config);
             let data_dir = data_root.join(&namespace);
@@ -153,7 +164,9 @@ impl Pool {
         config: &Config,
         taken: &BTreeMap<String, String>,
     ) -> Option<String> {
-        let alias = config.package(&package.id).and_then(|u| u.namespace.clone());
+        let alias = config
+            .package(&package.id)
+            .and_then(|u| u.namespace.clone());
         let base = match alias {
             Some(alias) => alias,
             None => match names::namespace_for_package(&package.id) {
@@ -213,7 +226,13 @@ impl Pool {
         if let Some(user) = user {
             for key in user.keys() {
                 if !package.settings.contains_key(key) {
-                    report(self, format!("setting `{key}` is not declared by package `{}`; ignored", package.id));
+                    report(
+                        self,
+                        format!(
+                            "setting `{key}` is not declared by package `{}`; ignored",
+                            package.id
+                        ),
+                    );
                 }
             }
         }
@@ -231,7 +250,10 @@ impl Pool {
                 }
                 Some(_) => report(
                     self,
-                    format!("setting `{key}` of package `{}` has the wrong type (expected {:?}); ignored", package.id, setting.kind),
+                    format!(
+                        "setting `{key}` of package `{}` has the wrong type (expected {:?}); ignored",
+                        package.id, setting.kind
+                    ),
                 ),
                 None => {
                     if let Some(default) = &setting.default {
@@ -251,7 +273,13 @@ impl Pool {
             let package = &active.package;
             for (t, tool) in package.tools.iter().enumerate() {
                 let qualified = QualifiedName::new(&active.namespace, &tool.name);
-                let Some(public) = claim(&mut self.names, &mut self.diagnostics, active, qualified, "tool") else {
+                let Some(public) = claim(
+                    &mut self.names,
+                    &mut self.diagnostics,
+                    active,
+                    qualified,
+                    "tool",
+                ) else {
                     continue;
                 };
                 let mut item = mcp::Tool::new_with_raw(
@@ -268,13 +296,22 @@ impl Pool {
                     public,
                     Entry {
                         item,
-                        route: ToolRoute::Command { package: p, tool: t },
+                        route: ToolRoute::Command {
+                            package: p,
+                            tool: t,
+                        },
                     },
                 );
             }
             for (i, prompt) in package.prompts.iter().enumerate() {
                 let qualified = QualifiedName::new(&active.namespace, &prompt.name);
-                let Some(public) = claim(&mut self.names, &mut self.diagnostics, active, qualified, "prompt") else {
+                let Some(public) = claim(
+                    &mut self.names,
+                    &mut self.diagnostics,
+                    active,
+                    qualified,
+                    "prompt",
+                ) else {
                     continue;
                 };
                 let arguments: Vec<mcp::PromptArgument> = prompt
@@ -297,7 +334,10 @@ impl Pool {
                     public,
                     Entry {
                         item,
-                        route: PromptRoute::Package { package: p, prompt: i },
+                        route: PromptRoute::Package {
+                            package: p,
+                            prompt: i,
+                        },
                     },
                 );
             }
@@ -309,7 +349,9 @@ impl Pool {
     fn register_own_items(&mut self) {
         let item = mcp::Prompt::new(
             system_prompt::PROMPT_NAME,
-            Some("The merged system prompt of every enabled package: rules, package prompts, skills index"),
+            Some(
+                "The merged system prompt of every enabled package: rules, package prompts, skills index",
+            ),
             None,
         );
         self.prompts.insert(
@@ -377,7 +419,11 @@ fn claim(
 }
 
 /// The merged system prompt of the enabled packages, after the host's rules.
-fn system_prompt_of(packages: &[Active], config: &Config, diagnostics: &mut Vec<Diagnostic>) -> SystemPrompt {
+fn system_prompt_of(
+    packages: &[Active],
+    config: &Config,
+    diagnostics: &mut Vec<Diagnostic>,
+) -> SystemPrompt {
     let mut parts: Vec<Part> = config
         .rules
         .iter()
@@ -397,17 +443,20 @@ fn system_prompt_of(packages: &[Active], config: &Config, diagnostics: &mut Vec<
                 text: text.trim().to_owned(),
                 providers: None,
             }),
-            Err(err) => diagnostics.push(Diagnostic::error(&path, format!("cannot read rules_file: {err}"))),
+            Err(err) => diagnostics.push(Diagnostic::error(
+                &path,
+                format!("cannot read rules_file: {err}"),
+            )),
         }
     }
     let mut package_parts: Vec<(i64, &str, usize, Part)> = Vec::new();
     for active in packages.iter().filter(|a| a.enabled) {
         let package = &active.package;
         for (position, prompt) in package.system_prompts.iter().enumerate() {
-            let from = prompt
-                .file
-                .as_ref()
-                .map_or_else(|| format!("capmux.systemPrompts[{position}]"), |f| f.display().to_string());
+            let from = prompt.file.as_ref().map_or_else(
+                || format!("capmux.systemPrompts[{position}]"),
+                |f| f.display().to_string(),
+            );
             package_parts.push((
                 prompt.priority,
                 &package.id,

@@ -94,7 +94,10 @@ impl Runner {
                 if at.is_empty() {
                     err.to_string()
                 } else {
-                    format!("argument `{}`: {err}", at.trim_start_matches('/').replace('/', "."))
+                    format!(
+                        "argument `{}`: {err}",
+                        at.trim_start_matches('/').replace('/', ".")
+                    )
                 }
             })
             .collect();
@@ -116,24 +119,35 @@ impl Runner {
             .map(|arg| expand::expand(arg, &vars))
             .collect::<Result<_, _>>()
             .map_err(|err| format!("tool `{public}` cannot run: {err}"))?;
-        let program = resolve_program(&argv[0], &package.root)
-            .ok_or_else(|| format!("tool `{public}` cannot run: command `{}` was not found", argv[0]))?;
+        let program = resolve_program(&argv[0], &package.root).ok_or_else(|| {
+            format!(
+                "tool `{public}` cannot run: command `{}` was not found",
+                argv[0]
+            )
+        })?;
 
         let mut command = Command::new(&program);
         command
             .args(&argv[1..])
             .current_dir(&package.root)
             .env_clear()
-            .envs(ENV_ALLOW.iter().filter_map(|k| std::env::var_os(k).map(|v| (*k, v))))
+            .envs(
+                ENV_ALLOW
+                    .iter()
+                    .filter_map(|k| std::env::var_os(k).map(|v| (*k, v))),
+            )
             .envs(self.capmux_env(active, tool))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .process_group(0)
             .kill_on_drop(true);
-        let mut child = command
-            .spawn()
-            .map_err(|err| format!("tool `{public}` cannot start `{}`: {err}", program.display()))?;
+        let mut child = command.spawn().map_err(|err| {
+            format!(
+                "tool `{public}` cannot start `{}`: {err}",
+                program.display()
+            )
+        })?;
         let pgid = child.id().map(|id| Pid::from_raw(id as i32));
 
         let stdin = child.stdin.take();
@@ -147,8 +161,14 @@ impl Runner {
             }
         });
         let limit = self.output_limit;
-        let stdout = child.stdout.take().map(|r| tokio::spawn(read_head(r, limit)));
-        let stderr = child.stderr.take().map(|r| tokio::spawn(read_tail(r, STDERR_TAIL)));
+        let stdout = child
+            .stdout
+            .take()
+            .map(|r| tokio::spawn(read_head(r, limit)));
+        let stderr = child
+            .stderr
+            .take()
+            .map(|r| tokio::spawn(read_tail(r, STDERR_TAIL)));
 
         let timeout = Duration::from_millis(*timeout_ms);
         let outcome = tokio::select! {
@@ -172,8 +192,12 @@ impl Runner {
                 timeout.as_millis()
             )),
             Outcome::Cancelled => Err(format!("tool `{public}` was cancelled")),
-            Outcome::Exited(Err(err)) => Err(format!("tool `{public}` could not be waited for: {err}")),
-            Outcome::Exited(Ok(status)) => Ok(to_result(public, status, &out, out_total, limit, &err_tail)),
+            Outcome::Exited(Err(err)) => {
+                Err(format!("tool `{public}` could not be waited for: {err}"))
+            }
+            Outcome::Exited(Ok(status)) => {
+                Ok(to_result(public, status, &out, out_total, limit, &err_tail))
+            }
         }
     }
 
@@ -206,10 +230,18 @@ impl Runner {
         if missing.is_empty() {
             return Ok(());
         }
-        let (s, them) = if missing.len() == 1 { ("", "it") } else { ("s", "them") };
+        let (s, them) = if missing.len() == 1 {
+            ("", "it")
+        } else {
+            ("s", "them")
+        };
         Err(format!(
             "package `{id}` needs the setting{s} {} first: add {them} under [packages.\"{id}\".settings] in {}",
-            missing.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", "),
+            missing
+                .iter()
+                .map(|k| format!("`{k}`"))
+                .collect::<Vec<_>>()
+                .join(", "),
             self.config_location
         ))
     }
@@ -217,17 +249,35 @@ impl Runner {
     /// The `CAPMUX_*` variables of a call.
     fn capmux_env(&self, active: &Active, tool: &Tool) -> Vec<(String, String)> {
         let mut env = vec![
-            ("CAPMUX_PLUGIN_ROOT".to_owned(), active.package.root.display().to_string()),
-            ("CAPMUX_PLUGIN_DATA".to_owned(), active.data_dir.display().to_string()),
-            ("CAPMUX_WORKSPACE".to_owned(), self.workspace.display().to_string()),
+            (
+                "CAPMUX_PLUGIN_ROOT".to_owned(),
+                active.package.root.display().to_string(),
+            ),
+            (
+                "CAPMUX_PLUGIN_DATA".to_owned(),
+                active.data_dir.display().to_string(),
+            ),
+            (
+                "CAPMUX_WORKSPACE".to_owned(),
+                self.workspace.display().to_string(),
+            ),
             ("CAPMUX_PACKAGE".to_owned(), active.package.id.clone()),
             ("CAPMUX_TOOL".to_owned(), tool.name.clone()),
-            ("CAPMUX_SETTINGS".to_owned(), Value::Object(active.settings.clone()).to_string()),
+            (
+                "CAPMUX_SETTINGS".to_owned(),
+                Value::Object(active.settings.clone()).to_string(),
+            ),
         ];
         for (key, value) in &active.settings {
             let name: String = key
                 .chars()
-                .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_uppercase() } else { '_' })
+                .map(|c| {
+                    if c.is_ascii_alphanumeric() {
+                        c.to_ascii_uppercase()
+                    } else {
+                        '_'
+                    }
+                })
                 .collect();
             let value = match value {
                 Value::String(s) => s.clone(),
@@ -304,7 +354,9 @@ async fn read_tail(mut reader: impl AsyncRead + Unpin, limit: usize) -> (Vec<u8>
     (kept, total)
 }
 
-async fn join_reader(handle: Option<tokio::task::JoinHandle<(Vec<u8>, usize)>>) -> (Vec<u8>, usize) {
+async fn join_reader(
+    handle: Option<tokio::task::JoinHandle<(Vec<u8>, usize)>>,
+) -> (Vec<u8>, usize) {
     let Some(mut handle) = handle else {
         return (Vec::new(), 0);
     };
@@ -339,14 +391,19 @@ fn to_result(
         serde_json::from_str::<Value>(text.trim())
             .ok()
             .and_then(|v| match v {
-                Value::Object(map) if map.get("success").is_some_and(Value::is_boolean) => Some(map),
+                Value::Object(map) if map.get("success").is_some_and(Value::is_boolean) => {
+                    Some(map)
+                }
                 _ => None,
             })
     };
     let stderr = String::from_utf8_lossy(err_tail).trim().to_owned();
 
     if !status.success() {
-        let how = match (status.code(), std::os::unix::process::ExitStatusExt::signal(&status)) {
+        let how = match (
+            status.code(),
+            std::os::unix::process::ExitStatusExt::signal(&status),
+        ) {
             (Some(code), _) => format!("exit status {code}"),
             (None, Some(signal)) => format!("killed by signal {signal}"),
             _ => "failed".to_owned(),
@@ -364,7 +421,9 @@ fn to_result(
     let Some(result) = parsed else {
         let mut text = text.into_owned();
         if truncated {
-            text.push_str(&format!("\n[output truncated: {total} bytes, showing the first {limit}]"));
+            text.push_str(&format!(
+                "\n[output truncated: {total} bytes, showing the first {limit}]"
+            ));
         }
         return CallToolResult::success(vec![ContentBlock::text(text)]);
     };
@@ -391,7 +450,10 @@ fn to_result(
 /// The RFC's `display` as MCP content: images become image content, the rest text.
 fn display_content(display: &Map<String, Value>) -> Option<ContentBlock> {
     let content = display.get("content")?;
-    let kind = display.get("type").and_then(Value::as_str).unwrap_or("text");
+    let kind = display
+        .get("type")
+        .and_then(Value::as_str)
+        .unwrap_or("text");
     if kind == "image"
         && let Some(data_url) = content.as_str()
         && let Some((mime, data)) = data_url

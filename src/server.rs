@@ -94,7 +94,11 @@ pub fn render_prompt(
                 let known: Vec<&str> = prompt.arguments.iter().map(|a| a.name.as_str()).collect();
                 return Err(format!(
                     "prompt `{public}` has no argument `{name}`; its arguments are: {}",
-                    if known.is_empty() { "none".to_owned() } else { known.join(", ") }
+                    if known.is_empty() {
+                        "none".to_owned()
+                    } else {
+                        known.join(", ")
+                    }
                 ));
             }
             let text = match value {
@@ -114,7 +118,11 @@ pub fn render_prompt(
         return Err(format!(
             "prompt `{public}` is missing required argument{} {}",
             if missing.len() == 1 { "" } else { "s" },
-            missing.iter().map(|m| format!("`{m}`")).collect::<Vec<_>>().join(", ")
+            missing
+                .iter()
+                .map(|m| format!("`{m}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
         ));
     }
     let declared = |name: &str| prompt.arguments.iter().any(|a| a.name == name);
@@ -130,7 +138,10 @@ fn fill_placeholders<'v>(text: &str, value: impl Fn(&str) -> Option<&'v str>) ->
     let mut rest = text;
     while let Some(start) = rest.find("{{") {
         let after = &rest[start + 2..];
-        match after.find("}}").and_then(|end| Some((end, value(after[..end].trim())?))) {
+        match after
+            .find("}}")
+            .and_then(|end| Some((end, value(after[..end].trim())?)))
+        {
             Some((end, replacement)) => {
                 out.push_str(&rest[..start]);
                 out.push_str(replacement);
@@ -157,9 +168,14 @@ impl ServerHandler for Server {
             .with_server_info(
                 Implementation::new("capmux", env!("CARGO_PKG_VERSION"))
                     .with_title("capmux")
-                    .with_description("Capability packages of every agent format, served as one MCP server"),
+                    .with_description(
+                        "Capability packages of every agent format, served as one MCP server",
+                    ),
             )
-            .with_instructions(pool.system_prompt.instructions(None, self.inner.instructions_budget))
+            .with_instructions(
+                pool.system_prompt
+                    .instructions(None, self.inner.instructions_budget),
+            )
     }
 
     async fn initialize(
@@ -184,7 +200,11 @@ impl ServerHandler for Server {
         _context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
         let pool = self.pool();
-        let (items, next) = pool::page(&pool.tools, cursor(request).as_deref(), self.inner.page_size);
+        let (items, next) = pool::page(
+            &pool.tools,
+            cursor(request).as_deref(),
+            self.inner.page_size,
+        );
         let mut result = ListToolsResult::with_all_items(items);
         result.next_cursor = next;
         Ok(result)
@@ -197,12 +217,21 @@ impl ServerHandler for Server {
     ) -> Result<CallToolResponse, ErrorData> {
         let pool = self.pool();
         let Some((active, tool)) = pool.tool(&request.name) else {
-            return Err(ErrorData::invalid_params(format!("unknown tool `{}`", request.name), None));
+            return Err(ErrorData::invalid_params(
+                format!("unknown tool `{}`", request.name),
+                None,
+            ));
         };
         let result = self
             .inner
             .runner
-            .call(active, tool, &request.name, request.arguments, context.ct.clone())
+            .call(
+                active,
+                tool,
+                &request.name,
+                request.arguments,
+                context.ct.clone(),
+            )
             .await;
         Ok(result.into())
     }
@@ -213,7 +242,11 @@ impl ServerHandler for Server {
         _context: RequestContext<RoleServer>,
     ) -> Result<ListPromptsResult, ErrorData> {
         let pool = self.pool();
-        let (items, next) = pool::page(&pool.prompts, cursor(request).as_deref(), self.inner.page_size);
+        let (items, next) = pool::page(
+            &pool.prompts,
+            cursor(request).as_deref(),
+            self.inner.page_size,
+        );
         let mut result = ListPromptsResult::with_all_items(items);
         result.next_cursor = next;
         Ok(result)
@@ -226,7 +259,10 @@ impl ServerHandler for Server {
     ) -> Result<GetPromptResponse, ErrorData> {
         let pool = self.pool();
         let Some(entry) = pool.prompts.get(&request.name) else {
-            return Err(ErrorData::invalid_params(format!("unknown prompt `{}`", request.name), None));
+            return Err(ErrorData::invalid_params(
+                format!("unknown prompt `{}`", request.name),
+                None,
+            ));
         };
         let (description, text) = match entry.route {
             PromptRoute::System => (
@@ -251,7 +287,11 @@ impl ServerHandler for Server {
         _context: RequestContext<RoleServer>,
     ) -> Result<ListResourcesResult, ErrorData> {
         let pool = self.pool();
-        let (items, next) = pool::page(&pool.resources, cursor(request).as_deref(), self.inner.page_size);
+        let (items, next) = pool::page(
+            &pool.resources,
+            cursor(request).as_deref(),
+            self.inner.page_size,
+        );
         let mut result = ListResourcesResult::with_all_items(items);
         result.next_cursor = next;
         Ok(result)
@@ -291,6 +331,9 @@ mod tests {
             "y" => Some("Y"),
             _ => None,
         };
-        assert_eq!(fill_placeholders("a {{x}} b {{ x }} {{y}} {{z}}", value), "a {{y}} b {{y}} Y {{z}}");
+        assert_eq!(
+            fill_placeholders("a {{x}} b {{ x }} {{y}} {{z}}", value),
+            "a {{y}} b {{y}} Y {{z}}"
+        );
     }
 }

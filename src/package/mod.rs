@@ -5,6 +5,7 @@
 //! The loader only reads files: it never starts a process and never writes.
 
 pub mod native;
+pub mod schema;
 mod read;
 
 use std::collections::{BTreeMap, BTreeSet};

@@ -16,8 +16,8 @@ use serde_json::{Map, Value};
 
 use super::read::{read_in_root, read_text, resolve};
 use super::{
-    DEFAULT_PRIORITY, Format, Hook, HookEvent, HookHandler, Loaded, MAX_ITEMS, McpServer,
-    Package, Permission, Prompt, PromptArgument, Setting, SettingType, SkillRef, Skills, Source,
+    DEFAULT_PRIORITY, Format, Hook, HookEvent, HookHandler, Loaded, MAX_ITEMS, McpServer, Package,
+    Permission, Prompt, PromptArgument, Setting, SettingType, SkillRef, Skills, Source,
     SystemPrompt, Tool, ToolHandler, Transport,
 };
 use crate::diagnostic::{Diagnostic, Severity};
@@ -74,9 +74,8 @@ struct Reader<'a> {
 
 impl Reader<'_> {
     fn push(&mut self, severity: Severity, path: &Path, message: String) {
-        self.diagnostics.push(
-            Diagnostic::new(severity, path, message).in_package(self.package.clone()),
-        );
+        self.diagnostics
+            .push(Diagnostic::new(severity, path, message).in_package(self.package.clone()));
     }
 
     fn error(&mut self, message: impl Into<String>) -> Bad {
@@ -149,26 +148,38 @@ impl Reader<'_> {
 
     fn str_list(&mut self, value: &Value, at: &str) -> Parsed<Vec<String>> {
         let Value::Array(items) = value else {
-            return Err(self.error(format!("{at}: expected an array of strings, found {}", kind(value))));
+            return Err(self.error(format!(
+                "{at}: expected an array of strings, found {}",
+                kind(value)
+            )));
         };
         items
             .iter()
             .enumerate()
             .map(|(i, item)| match item {
                 Value::String(s) => Ok(s.clone()),
-                other => Err(self.error(format!("{at}[{i}]: expected a string, found {}", kind(other)))),
+                other => Err(self.error(format!(
+                    "{at}[{i}]: expected a string, found {}",
+                    kind(other)
+                ))),
             })
             .collect()
     }
 
     fn str_map(&mut self, value: &Value, at: &str) -> Parsed<BTreeMap<String, String>> {
         let Value::Object(obj) = value else {
-            return Err(self.error(format!("{at}: expected an object of strings, found {}", kind(value))));
+            return Err(self.error(format!(
+                "{at}: expected an object of strings, found {}",
+                kind(value)
+            )));
         };
         obj.iter()
             .map(|(k, v)| match v {
                 Value::String(s) => Ok((k.clone(), s.clone())),
-                other => Err(self.error(format!("{at}.{k}: expected a string, found {}", kind(other)))),
+                other => Err(self.error(format!(
+                    "{at}.{k}: expected a string, found {}",
+                    kind(other)
+                ))),
             })
             .collect()
     }
@@ -228,7 +239,12 @@ pub fn load(root: &Path, manifest: &Path, source: Source) -> Loaded {
     }
 }
 
-fn read_package(r: &mut Reader<'_>, root: &Path, source: Source, folder_name: String) -> Parsed<Package> {
+fn read_package(
+    r: &mut Reader<'_>,
+    root: &Path,
+    source: Source,
+    folder_name: String,
+) -> Parsed<Package> {
     let text = read_text(r.manifest).map_err(|err| r.error(err))?;
     let json: Value = serde_json::from_str(&text).map_err(|err| {
         let line = err.line();
@@ -266,15 +282,24 @@ fn read_package(r: &mut Reader<'_>, root: &Path, source: Source, folder_name: St
             ));
         }
     };
-    let key = if format == Format::Native { "capmux" } else { "aionui" };
+    let key = if format == Format::Native {
+        "capmux"
+    } else {
+        "aionui"
+    };
     let Value::Object(m) = manifest else {
-        return Err(r.error(format!("\"{key}\": expected an object, found {}", kind(manifest))));
+        return Err(r.error(format!(
+            "\"{key}\": expected an object, found {}",
+            kind(manifest)
+        )));
     };
     r.unknown_keys(m, CAPMUX_KEYS, key);
 
     if format == Format::Native {
         match m.get("manifestVersion") {
-            None => r.info(format!("capmux.manifestVersion is missing; version {MANIFEST_VERSION} is assumed")),
+            None => r.info(format!(
+                "capmux.manifestVersion is missing; version {MANIFEST_VERSION} is assumed"
+            )),
             Some(Value::Number(n)) if n.as_u64() == Some(MANIFEST_VERSION) => {}
             Some(other) => {
                 return Err(r.error(format!(
@@ -291,12 +316,16 @@ fn read_package(r: &mut Reader<'_>, root: &Path, source: Source, folder_name: St
                     "{key}.minHostVersion: the package needs capmux {min} or newer; this is {ours}"
                 )));
             }
-            (None, _) => r.warn(format!("{key}.minHostVersion `{min}` is not a version like 1.2.3; ignored")),
+            (None, _) => r.warn(format!(
+                "{key}.minHostVersion `{min}` is not a version like 1.2.3; ignored"
+            )),
             _ => {}
         }
     }
     if m.contains_key("agents") {
-        r.info(format!("{key}.agents: assistants of the AionUi RFC are not served over MCP"));
+        r.info(format!(
+            "{key}.agents: assistants of the AionUi RFC are not served over MCP"
+        ));
     }
 
     let permissions = read_permissions(r, m, key)?;
@@ -304,10 +333,16 @@ fn read_package(r: &mut Reader<'_>, root: &Path, source: Source, folder_name: St
     let display_name = r.opt_str(m, "displayName", key)?;
     let description = match r.opt_str(m, "description", key)? {
         Some(d) => Some(d),
-        None => top.get("description").and_then(Value::as_str).map(str::to_owned),
+        None => top
+            .get("description")
+            .and_then(Value::as_str)
+            .map(str::to_owned),
     };
     let category = r.opt_str(m, "category", key)?;
-    let version = top.get("version").and_then(Value::as_str).map(str::to_owned);
+    let version = top
+        .get("version")
+        .and_then(Value::as_str)
+        .map(str::to_owned);
 
     // Item lists: an error inside one item drops that item; a list of the wrong type drops
     // the list. Neither stops the package.
@@ -340,7 +375,11 @@ fn read_package(r: &mut Reader<'_>, root: &Path, source: Source, folder_name: St
     })
 }
 
-fn read_permissions(r: &mut Reader<'_>, m: &Map<String, Value>, key: &str) -> Parsed<BTreeSet<Permission>> {
+fn read_permissions(
+    r: &mut Reader<'_>,
+    m: &Map<String, Value>,
+    key: &str,
+) -> Parsed<BTreeSet<Permission>> {
     let Some(value) = m.get("permissions") else {
         return Ok(BTreeSet::new());
     };
@@ -350,7 +389,9 @@ fn read_permissions(r: &mut Reader<'_>, m: &Map<String, Value>, key: &str) -> Pa
         if let Some(permission) = Permission::parse(&raw) {
             out.insert(permission);
         } else if Permission::IGNORED.contains(&raw.as_str()) {
-            r.info(format!("{at}: `{raw}` concerns a desktop UI and is ignored"));
+            r.info(format!(
+                "{at}: `{raw}` concerns a desktop UI and is ignored"
+            ));
         } else {
             // An unknown permission cannot be granted or enforced, so the package does not
             // load: quietly ignoring it would run the package with rights nobody reviewed.
@@ -369,12 +410,19 @@ fn read_settings(r: &mut Reader<'_>, m: &Map<String, Value>) -> Parsed<BTreeMap<
         return Ok(BTreeMap::new());
     };
     let Value::Object(obj) = value else {
-        return Err(r.error(format!("capmux.settings: expected an object, found {}", kind(value))));
+        return Err(r.error(format!(
+            "capmux.settings: expected an object, found {}",
+            kind(value)
+        )));
     };
     let mut out = BTreeMap::new();
     for (key, spec) in obj {
         let at = format!("capmux.settings.{key}");
-        if !key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') || key.is_empty() {
+        if !key
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+            || key.is_empty()
+        {
             r.error(format!("{at}: setting keys may only use A-Z a-z 0-9 _ -"));
             continue;
         }
@@ -391,7 +439,16 @@ fn read_setting(r: &mut Reader<'_>, spec: &Value, at: &str) -> Parsed<Setting> {
     };
     r.unknown_keys(
         s,
-        &["type", "label", "description", "default", "secret", "required", "options", "validation"],
+        &[
+            "type",
+            "label",
+            "description",
+            "default",
+            "secret",
+            "required",
+            "options",
+            "validation",
+        ],
         at,
     );
     let kind = match r.opt_str(s, "type", at)?.as_deref() {
@@ -446,7 +503,9 @@ fn read_system_prompt(r: &mut Reader<'_>, item: &Value, at: &str) -> Parsed<Syst
     };
     r.unknown_keys(obj, &["content", "file", "priority", "providers"], at);
     let (content, file) = match (r.opt_str(obj, "content", at)?, r.opt_str(obj, "file", at)?) {
-        (Some(_), Some(_)) => return Err(r.error(format!("{at}: give `content` or `file`, not both"))),
+        (Some(_), Some(_)) => {
+            return Err(r.error(format!("{at}: give `content` or `file`, not both")));
+        }
         (None, None) => return Err(r.error(format!("{at}: needs `content` or `file`"))),
         (Some(content), None) => (content, None),
         (None, Some(rel)) => (r.file(&rel, at)?.1, Some(PathBuf::from(rel))),
@@ -472,9 +531,14 @@ fn read_prompts(r: &mut Reader<'_>, m: &Map<String, Value>) -> Parsed<Vec<Prompt
     let mut first_at: BTreeMap<String, String> = BTreeMap::new();
     for (i, item) in items.iter().enumerate() {
         let at = format!("capmux.prompts[{i}]");
-        let Ok(prompt) = read_prompt(r, item, &at) else { continue };
+        let Ok(prompt) = read_prompt(r, item, &at) else {
+            continue;
+        };
         if let Some(first) = first_at.get(&prompt.name) {
-            r.error(format!("{at}: duplicate prompt name `{}` (first at {first}); this one is not loaded", prompt.name));
+            r.error(format!(
+                "{at}: duplicate prompt name `{}` (first at {first}); this one is not loaded",
+                prompt.name
+            ));
             continue;
         }
         first_at.insert(prompt.name.clone(), at);
@@ -487,11 +551,24 @@ fn read_prompt(r: &mut Reader<'_>, item: &Value, at: &str) -> Parsed<Prompt> {
     let Value::Object(obj) = item else {
         return Err(r.error(format!("{at}: expected an object, found {}", kind(item))));
     };
-    r.unknown_keys(obj, &["name", "title", "description", "file", "content", "arguments"], at);
+    r.unknown_keys(
+        obj,
+        &[
+            "name",
+            "title",
+            "description",
+            "file",
+            "content",
+            "arguments",
+        ],
+        at,
+    );
     let raw_name = r.req_str(obj, "name", at)?;
     let name = r.item_name(&raw_name, "prompt", at)?;
     let (template, file) = match (r.opt_str(obj, "content", at)?, r.opt_str(obj, "file", at)?) {
-        (Some(_), Some(_)) => return Err(r.error(format!("{at}: give `content` or `file`, not both"))),
+        (Some(_), Some(_)) => {
+            return Err(r.error(format!("{at}: give `content` or `file`, not both")));
+        }
         (None, None) => return Err(r.error(format!("{at}: needs `file` (or inline `content`)"))),
         (Some(content), None) => (content, r.manifest.to_path_buf()),
         (None, Some(rel)) => {
@@ -502,7 +579,10 @@ fn read_prompt(r: &mut Reader<'_>, item: &Value, at: &str) -> Parsed<Prompt> {
     let mut arguments: Vec<PromptArgument> = Vec::new();
     if let Some(value) = obj.get("arguments") {
         let Value::Array(args) = value else {
-            return Err(r.error(format!("{at}.arguments: expected an array, found {}", kind(value))));
+            return Err(r.error(format!(
+                "{at}.arguments: expected an array, found {}",
+                kind(value)
+            )));
         };
         for (j, arg) in args.iter().enumerate() {
             let arg_at = format!("{at}.arguments[{j}]");
@@ -547,7 +627,9 @@ pub fn placeholders(template: &str) -> Vec<String> {
         let Some(end) = after.find("}}") else { break };
         let name = after[..end].trim();
         if !name.is_empty()
-            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
             && !out.iter().any(|n| n == name)
         {
             out.push(name.to_owned());
@@ -568,9 +650,14 @@ fn read_tools(
     let mut first_at: BTreeMap<String, String> = BTreeMap::new();
     for (i, item) in items.iter().enumerate() {
         let at = format!("capmux.tools[{i}]");
-        let Ok(tool) = read_tool(r, item, &at, format) else { continue };
+        let Ok(tool) = read_tool(r, item, &at, format) else {
+            continue;
+        };
         if let Some(first) = first_at.get(&tool.name) {
-            r.error(format!("{at}: duplicate tool name `{}` (first at {first}); this one is not loaded", tool.name));
+            r.error(format!(
+                "{at}: duplicate tool name `{}` (first at {first}); this one is not loaded",
+                tool.name
+            ));
             continue;
         }
         first_at.insert(tool.name.clone(), at);
@@ -591,7 +678,16 @@ fn read_tool(r: &mut Reader<'_>, item: &Value, at: &str, format: Format) -> Pars
     };
     r.unknown_keys(
         obj,
-        &["name", "title", "description", "inputSchema", "command", "timeoutMs", "annotations", "providers"],
+        &[
+            "name",
+            "title",
+            "description",
+            "inputSchema",
+            "command",
+            "timeoutMs",
+            "annotations",
+            "providers",
+        ],
         at,
     );
     let raw_name = r.req_str(obj, "name", at)?;
@@ -615,7 +711,9 @@ fn read_tool(r: &mut Reader<'_>, item: &Value, at: &str, format: Format) -> Pars
     }
     let description = r.opt_str(obj, "description", at)?;
     if description.is_none() {
-        r.warn(format!("{at}: tool `{name}` has no description; models choose tools by their descriptions"));
+        r.warn(format!(
+            "{at}: tool `{name}` has no description; models choose tools by their descriptions"
+        ));
     }
     let schema = match obj.get("inputSchema") {
         None | Some(Value::Null) => {
@@ -626,7 +724,10 @@ fn read_tool(r: &mut Reader<'_>, item: &Value, at: &str, format: Format) -> Pars
         }
         Some(Value::Object(schema)) => schema.clone(),
         Some(other) => {
-            return Err(r.error(format!("{at}.inputSchema: expected a JSON Schema object, found {}", kind(other))));
+            return Err(r.error(format!(
+                "{at}.inputSchema: expected a JSON Schema object, found {}",
+                kind(other)
+            )));
         }
     };
     if schema.get("type") != Some(&Value::String("object".into())) {
@@ -640,7 +741,9 @@ fn read_tool(r: &mut Reader<'_>, item: &Value, at: &str, format: Format) -> Pars
         None => DEFAULT_TIMEOUT_MS,
         Some(ms) if ms <= 0 => return Err(r.error(format!("{at}.timeoutMs: must be positive"))),
         Some(ms) if ms as u64 > MAX_TIMEOUT_MS => {
-            r.warn(format!("{at}.timeoutMs: {ms} is over the maximum; {MAX_TIMEOUT_MS} is used"));
+            r.warn(format!(
+                "{at}.timeoutMs: {ms} is over the maximum; {MAX_TIMEOUT_MS} is used"
+            ));
             MAX_TIMEOUT_MS
         }
         Some(ms) => ms as u64,
@@ -648,7 +751,12 @@ fn read_tool(r: &mut Reader<'_>, item: &Value, at: &str, format: Format) -> Pars
     let annotations = match obj.get("annotations") {
         None | Some(Value::Null) => None,
         Some(value @ Value::Object(_)) => Some(value.clone()),
-        Some(other) => return Err(r.error(format!("{at}.annotations: expected an object, found {}", kind(other)))),
+        Some(other) => {
+            return Err(r.error(format!(
+                "{at}.annotations: expected an object, found {}",
+                kind(other)
+            )));
+        }
     };
     Ok(Tool {
         name,
@@ -665,10 +773,13 @@ fn read_skills(r: &mut Reader<'_>, m: &Map<String, Value>) -> Parsed<Option<Skil
     match m.get("skills") {
         None | Some(Value::Null) => {
             let implicit = r.root.join("skills");
-            Ok(implicit.is_dir().then(|| Skills::Folder(PathBuf::from("skills"))))
+            Ok(implicit
+                .is_dir()
+                .then(|| Skills::Folder(PathBuf::from("skills"))))
         }
         Some(Value::String(rel)) => {
-            let path = resolve(r.root, rel).map_err(|err| r.error(format!("capmux.skills: {err}")))?;
+            let path =
+                resolve(r.root, rel).map_err(|err| r.error(format!("capmux.skills: {err}")))?;
             if !path.is_dir() {
                 return Err(r.error(format!("capmux.skills: `{rel}` is not a folder")));
             }
@@ -682,17 +793,31 @@ fn read_skills(r: &mut Reader<'_>, m: &Map<String, Value>) -> Parsed<Option<Skil
                     r.error(format!("{at}: expected an object, found {}", kind(item)));
                     continue;
                 };
-                r.unknown_keys(obj, &["name", "description", "path", "body", "resources"], &at);
-                let Ok(name) = r.req_str(obj, "name", &at) else { continue };
-                let Ok(description) = r.opt_str(obj, "description", &at) else { continue };
-                let Ok(path) = r.opt_str(obj, "path", &at) else { continue };
+                r.unknown_keys(
+                    obj,
+                    &["name", "description", "path", "body", "resources"],
+                    &at,
+                );
+                let Ok(name) = r.req_str(obj, "name", &at) else {
+                    continue;
+                };
+                let Ok(description) = r.opt_str(obj, "description", &at) else {
+                    continue;
+                };
+                let Ok(path) = r.opt_str(obj, "path", &at) else {
+                    continue;
+                };
                 if let Some(rel) = &path
                     && let Err(err) = resolve(r.root, rel)
                 {
                     r.error(format!("{at}.path: {err}"));
                     continue;
                 }
-                out.push(SkillRef { name, description, path: path.map(PathBuf::from) });
+                out.push(SkillRef {
+                    name,
+                    description,
+                    path: path.map(PathBuf::from),
+                });
             }
             Ok(Some(Skills::List(out)))
         }
@@ -703,14 +828,23 @@ fn read_skills(r: &mut Reader<'_>, m: &Map<String, Value>) -> Parsed<Option<Skil
     }
 }
 
-fn read_mcp_servers(r: &mut Reader<'_>, m: &Map<String, Value>, format: Format) -> Parsed<Vec<McpServer>> {
+fn read_mcp_servers(
+    r: &mut Reader<'_>,
+    m: &Map<String, Value>,
+    format: Format,
+) -> Parsed<Vec<McpServer>> {
     let items = r.items(m, "mcpServers")?;
     let mut out: Vec<McpServer> = Vec::new();
     for (i, item) in items.iter().enumerate() {
         let at = format!("capmux.mcpServers[{i}]");
-        let Ok(server) = read_mcp_server(r, item, &at, format) else { continue };
+        let Ok(server) = read_mcp_server(r, item, &at, format) else {
+            continue;
+        };
         if out.iter().any(|s| s.name == server.name) {
-            r.error(format!("{at}: duplicate server name `{}`; this one is not loaded", server.name));
+            r.error(format!(
+                "{at}: duplicate server name `{}`; this one is not loaded",
+                server.name
+            ));
             continue;
         }
         out.push(server);
@@ -718,19 +852,46 @@ fn read_mcp_servers(r: &mut Reader<'_>, m: &Map<String, Value>, format: Format) 
     Ok(out)
 }
 
-fn read_mcp_server(r: &mut Reader<'_>, item: &Value, at: &str, format: Format) -> Parsed<McpServer> {
+fn read_mcp_server(
+    r: &mut Reader<'_>,
+    item: &Value,
+    at: &str,
+    format: Format,
+) -> Parsed<McpServer> {
     let Value::Object(obj) = item else {
         return Err(r.error(format!("{at}: expected an object, found {}", kind(item))));
     };
-    r.unknown_keys(obj, &["name", "description", "transport", "lazy", "tools", "env", "bundled"], at);
+    r.unknown_keys(
+        obj,
+        &[
+            "name",
+            "description",
+            "transport",
+            "lazy",
+            "tools",
+            "env",
+            "bundled",
+        ],
+        at,
+    );
     let raw_name = r.req_str(obj, "name", at)?;
     let name = r.item_name(&raw_name, "server", at)?;
     let t_at = format!("{at}.transport");
     let transport = match obj.get("transport") {
         Some(Value::Object(t)) => {
-            r.unknown_keys(t, &["type", "command", "args", "env", "cwd", "url", "headers"], &t_at);
+            r.unknown_keys(
+                t,
+                &["type", "command", "args", "env", "cwd", "url", "headers"],
+                &t_at,
+            );
             let kind_name = r.opt_str(t, "type", &t_at)?;
-            let kind_name = kind_name.as_deref().unwrap_or(if t.contains_key("command") { "stdio" } else { "http" });
+            let kind_name = kind_name
+                .as_deref()
+                .unwrap_or(if t.contains_key("command") {
+                    "stdio"
+                } else {
+                    "http"
+                });
             let headers = match t.get("headers") {
                 Some(h) => r.str_map(h, &format!("{t_at}.headers"))?,
                 None => BTreeMap::new(),
@@ -757,7 +918,9 @@ fn read_mcp_server(r: &mut Reader<'_>, item: &Value, at: &str, format: Format) -
                     headers,
                 },
                 other => {
-                    return Err(r.error(format!("{t_at}.type: `{other}` is not one of stdio, http, sse")));
+                    return Err(r.error(format!(
+                        "{t_at}.type: `{other}` is not one of stdio, http, sse"
+                    )));
                 }
             }
         }
@@ -765,7 +928,9 @@ fn read_mcp_server(r: &mut Reader<'_>, item: &Value, at: &str, format: Format) -
             r.warn(format!("{at}: server `{name}` is configured in JavaScript (transport is only a label); not served"));
             return Err(Bad);
         }
-        Some(other) => return Err(r.error(format!("{t_at}: expected an object, found {}", kind(other)))),
+        Some(other) => {
+            return Err(r.error(format!("{t_at}: expected an object, found {}", kind(other))));
+        }
         None => return Err(r.error(format!("{at}: `transport` is required"))),
     };
     Ok(McpServer {
@@ -792,14 +957,30 @@ fn read_hook(r: &mut Reader<'_>, item: &Value, at: &str) -> Parsed<Hook> {
     let Value::Object(obj) = item else {
         return Err(r.error(format!("{at}: expected an object, found {}", kind(item))));
     };
-    r.unknown_keys(obj, &["event", "matcher", "command", "url", "timeoutMs", "failOpen"], at);
+    r.unknown_keys(
+        obj,
+        &[
+            "event",
+            "matcher",
+            "command",
+            "url",
+            "timeoutMs",
+            "failOpen",
+        ],
+        at,
+    );
     let event_name = r.req_str(obj, "event", at)?;
     let Some((_, event)) = HookEvent::ALL.iter().find(|(n, _)| *n == event_name) else {
         let known: Vec<&str> = HookEvent::ALL.iter().map(|(n, _)| *n).collect();
-        return Err(r.error(format!("{at}.event: `{event_name}` is not one of {}", known.join(", "))));
+        return Err(r.error(format!(
+            "{at}.event: `{event_name}` is not one of {}",
+            known.join(", ")
+        )));
     };
     let handler = match (obj.get("command"), r.opt_str(obj, "url", at)?) {
-        (Some(_), Some(_)) => return Err(r.error(format!("{at}: give `command` or `url`, not both"))),
+        (Some(_), Some(_)) => {
+            return Err(r.error(format!("{at}: give `command` or `url`, not both")));
+        }
         (Some(value), None) => {
             let argv = r.str_list(value, &format!("{at}.command"))?;
             if argv.is_empty() {
@@ -836,14 +1017,23 @@ fn kind(value: &Value) -> &'static str {
 fn parse_version(v: &str) -> Option<(u64, u64, u64)> {
     let core = v.trim().trim_start_matches('v').split(['-', '+']).next()?;
     let mut parts = core.split('.').map(|p| p.parse::<u64>().ok());
-    Some((parts.next()??, parts.next().flatten().unwrap_or(0), parts.next().flatten().unwrap_or(0)))
+    Some((
+        parts.next()??,
+        parts.next().flatten().unwrap_or(0),
+        parts.next().flatten().unwrap_or(0),
+    ))
 }
 
 /// The known key closest to `key` when it is plausibly a typo.
 fn closest<'k>(key: &str, known: &[&'k str]) -> Option<&'k str> {
     known
         .iter()
-        .map(|k| (edit_distance(&key.to_ascii_lowercase(), &k.to_ascii_lowercase()), *k))
+        .map(|k| {
+            (
+                edit_distance(&key.to_ascii_lowercase(), &k.to_ascii_lowercase()),
+                *k,
+            )
+        })
         .filter(|(d, k)| *d <= 2.max(k.len() / 4))
         .min()
         .map(|(_, k)| k)
@@ -870,7 +1060,10 @@ mod tests {
 
     #[test]
     fn placeholders_are_found_once_each() {
-        assert_eq!(placeholders("{{a}} {{ b }} {{a}} {{not valid}} {{"), vec!["a", "b"]);
+        assert_eq!(
+            placeholders("{{a}} {{ b }} {{a}} {{not valid}} {{"),
+            vec!["a", "b"]
+        );
     }
 
     #[test]

@@ -34,7 +34,9 @@ pub(crate) fn resolve(root: &Path, rel: &str) -> Result<PathBuf, String> {
         .canonicalize()
         .map_err(|err| format!("cannot read the package root: {err}"))?;
     if !canonical.starts_with(&canonical_root) {
-        return Err(format!("path `{rel}` leaves the package root through a link"));
+        return Err(format!(
+            "path `{rel}` leaves the package root through a link"
+        ));
     }
     Ok(canonical)
 }
@@ -75,9 +77,17 @@ mod tests {
     #[test]
     fn paths_that_climb_out_are_refused_before_touching_the_disk() {
         let root = Path::new("/nonexistent-root");
-        assert!(resolve(root, "../x").unwrap_err().contains("leaves the package root"));
+        assert!(
+            resolve(root, "../x")
+                .unwrap_err()
+                .contains("leaves the package root")
+        );
         assert!(resolve(root, "a/../../x").unwrap_err().contains("leaves"));
         assert!(resolve(root, "/etc/passwd").unwrap_err().contains("leaves"));
-        assert!(resolve(root, "a/../b").unwrap_err().contains("does not exist"));
+        assert!(
+            resolve(root, "a/../b")
+                .unwrap_err()
+                .contains("does not exist")
+        );
     }
 }

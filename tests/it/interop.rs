@@ -21,7 +21,12 @@ fn the_python_sdk_client_lists_calls_and_reads_everything() {
         String::from_utf8_lossy(&setup.stderr)
     );
     let stdout = String::from_utf8_lossy(&setup.stdout);
-    let python = stdout.lines().last().expect("setup.sh prints the venv python").trim().to_owned();
+    let python = stdout
+        .lines()
+        .last()
+        .expect("setup.sh prints the venv python")
+        .trim()
+        .to_owned();
 
     let home = tempfile::tempdir().expect("tempdir");
     // The client passes its environment on to the server it spawns; `capmux(..)` only

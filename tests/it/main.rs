@@ -5,5 +5,6 @@ mod cli;
 mod interop;
 mod loader;
 mod runner;
+mod schema;
 mod server;
 mod support;

@@ -29,7 +29,9 @@ async fn sh_tool(home: &Path, script: &str, extra: Value, config: &str) -> Clien
 }
 
 async fn call(client: &Client, name: &str, arguments: Value) -> CallToolResult {
-    let Value::Object(arguments) = arguments else { panic!("object") };
+    let Value::Object(arguments) = arguments else {
+        panic!("object")
+    };
     client
         .call_tool(CallToolRequestParams::new(name.to_owned()).with_arguments(arguments))
         .await
@@ -47,7 +49,10 @@ fn gone(pid: u32) -> bool {
         let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"));
         let dead = match stat {
             Err(_) => true,
-            Ok(stat) => stat.rsplit(')').next().is_some_and(|s| s.trim_start().starts_with('Z')),
+            Ok(stat) => stat
+                .rsplit(')')
+                .next()
+                .is_some_and(|s| s.trim_start().starts_with('Z')),
         };
         if dead {
             return true;
@@ -62,10 +67,17 @@ fn gone(pid: u32) -> bool {
 fn read_pid(path: PathBuf) -> u32 {
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
-        if let Some(pid) = std::fs::read_to_string(&path).ok().and_then(|s| s.trim().parse().ok()) {
+        if let Some(pid) = std::fs::read_to_string(&path)
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+        {
             return pid;
         }
-        assert!(Instant::now() < deadline, "{} never appeared", path.display());
+        assert!(
+            Instant::now() < deadline,
+            "{} never appeared",
+            path.display()
+        );
         std::thread::sleep(Duration::from_millis(10));
     }
 }
@@ -93,10 +105,19 @@ async fn success_false_is_a_tool_error_with_its_reason() {
 #[tokio::test]
 async fn a_failing_process_is_a_tool_error_with_its_status_and_stderr() {
     let home = tempfile::tempdir().expect("tempdir");
-    let client = sh_tool(home.path(), "echo 'disk on fire' >&2; exit 3", json!({}), "").await;
+    let client = sh_tool(
+        home.path(),
+        "echo 'disk on fire' >&2; exit 3",
+        json!({}),
+        "",
+    )
+    .await;
     let result = call(&client, "t__run", json!({})).await;
     assert!(is_error(&result));
-    assert_eq!(text_of(&result), "tool `t__run` failed (exit status 3): disk on fire");
+    assert_eq!(
+        text_of(&result),
+        "tool `t__run` failed (exit status 3): disk on fire"
+    );
 }
 
 #[tokio::test]
@@ -107,12 +128,18 @@ async fn a_timeout_kills_the_whole_process_group() {
     let started = Instant::now();
     let result = call(&client, "t__run", json!({})).await;
     assert!(is_error(&result));
-    assert_eq!(text_of(&result), "tool `t__run` timed out after 400 ms and was stopped");
+    assert_eq!(
+        text_of(&result),
+        "tool `t__run` timed out after 400 ms and was stopped"
+    );
     assert!(started.elapsed() < Duration::from_secs(5));
     let child = read_pid(home.path().join("child.pid"));
     let grandchild = read_pid(home.path().join("grandchild.pid"));
     assert!(gone(child), "the tool process {child} survived");
-    assert!(gone(grandchild), "its background child {grandchild} survived");
+    assert!(
+        gone(grandchild),
+        "its background child {grandchild} survived"
+    );
 }
 
 #[tokio::test]
@@ -123,7 +150,10 @@ async fn what_a_tool_leaves_running_is_killed_when_it_exits() {
     let result = call(&client, "t__run", json!({})).await;
     assert_eq!(text_of(&result), "finished\n");
     let leftover = read_pid(home.path().join("leftover.pid"));
-    assert!(gone(leftover), "the background process {leftover} survived the call");
+    assert!(
+        gone(leftover),
+        "the background process {leftover} survived the call"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -152,8 +182,14 @@ async fn arguments_are_checked_before_anything_starts() {
     let result = call(&client, "t__run", json!({ "n": "seven", "extra": true })).await;
     assert!(is_error(&result));
     let text = text_of(&result);
-    assert!(text.starts_with("invalid arguments for tool `t__run`:"), "{text}");
-    assert!(text.contains("argument `n`") && text.contains("extra"), "{text}");
+    assert!(
+        text.starts_with("invalid arguments for tool `t__run`:"),
+        "{text}"
+    );
+    assert!(
+        text.contains("argument `n`") && text.contains("extra"),
+        "{text}"
+    );
     assert!(!marker.exists(), "the tool ran with invalid arguments");
 
     let result = call(&client, "t__run", json!({})).await;
@@ -169,12 +205,22 @@ async fn arguments_are_checked_before_anything_starts() {
 async fn huge_output_is_cut_with_a_note() {
     let home = tempfile::tempdir().expect("tempdir");
     let script = "head -c 5000000 /dev/zero | tr '\\0' x\n";
-    let client = sh_tool(home.path(), script, json!({}), "tool_output_limit = 65536\n").await;
+    let client = sh_tool(
+        home.path(),
+        script,
+        json!({}),
+        "tool_output_limit = 65536\n",
+    )
+    .await;
     let result = call(&client, "t__run", json!({})).await;
     assert!(!is_error(&result));
     let text = text_of(&result);
     assert!(text.starts_with(&"x".repeat(65536)));
-    assert!(text.ends_with("\n[output truncated: 5000000 bytes, showing the first 65536]"), "{}", &text[65536..]);
+    assert!(
+        text.ends_with("\n[output truncated: 5000000 bytes, showing the first 65536]"),
+        "{}",
+        &text[65536..]
+    );
 }
 
 #[tokio::test]
@@ -205,8 +251,14 @@ async fn a_tool_runs_only_when_its_package_holds_shell_execute() {
 
     let config = "[packages.\"capmux-plugin-declares\"]\ngrants = [\"shell:execute\"]\n[packages.\"capmux-plugin-silent\"]\ngrants = [\"shell:execute\"]\n";
     let client = connect(support::server(&roots, config, home.path()), "test").await;
-    assert_eq!(text_of(&call(&client, "declares__run", json!({})).await), "ran\n");
-    assert!(is_error(&call(&client, "silent__run", json!({})).await), "a grant is not a declaration");
+    assert_eq!(
+        text_of(&call(&client, "declares__run", json!({})).await),
+        "ran\n"
+    );
+    assert!(
+        is_error(&call(&client, "silent__run", json!({})).await),
+        "a grant is not a declaration"
+    );
 }
 
 #[tokio::test]
@@ -220,10 +272,17 @@ async fn required_settings_must_be_set_and_reach_the_tool() {
         json!({ "manifestVersion": 1, "permissions": ["shell:execute"], "tools": [tool],
                 "settings": { "api_key": { "type": "string", "secret": true, "required": true },
                               "region": { "type": "string", "default": "eu" } } }),
-        &[("show.sh", "echo \"$1 $CAPMUX_SETTING_API_KEY $CAPMUX_SETTINGS\"")],
+        &[(
+            "show.sh",
+            "echo \"$1 $CAPMUX_SETTING_API_KEY $CAPMUX_SETTINGS\"",
+        )],
     );
     let grant = "[packages.\"capmux-plugin-s\"]\ngrants = [\"shell:execute\"]\n";
-    let client = connect(support::server(std::slice::from_ref(&root), grant, home.path()), "test").await;
+    let client = connect(
+        support::server(std::slice::from_ref(&root), grant, home.path()),
+        "test",
+    )
+    .await;
     let result = call(&client, "s__show", json!({})).await;
     assert!(is_error(&result));
     assert!(text_of(&result).starts_with(
@@ -247,11 +306,21 @@ async fn the_environment_is_an_allow_list() {
     let home = tempfile::tempdir().expect("tempdir");
     let client = sh_tool(home.path(), "env | cut -d= -f1 | sort", json!({}), "").await;
     let text = text_of(&call(&client, "t__run", json!({})).await);
-    let keys: Vec<&str> = text.lines().filter(|k| !k.is_empty() && *k != "PWD" && *k != "SHLVL" && *k != "_").collect();
+    let keys: Vec<&str> = text
+        .lines()
+        .filter(|k| !k.is_empty() && *k != "PWD" && *k != "SHLVL" && *k != "_")
+        .collect();
     for key in &keys {
         assert!(is_allowed(key), "`{key}` reached the tool");
     }
-    for key in ["CAPMUX_PLUGIN_ROOT", "CAPMUX_PLUGIN_DATA", "CAPMUX_WORKSPACE", "CAPMUX_PACKAGE", "CAPMUX_TOOL", "CAPMUX_SETTINGS"] {
+    for key in [
+        "CAPMUX_PLUGIN_ROOT",
+        "CAPMUX_PLUGIN_DATA",
+        "CAPMUX_WORKSPACE",
+        "CAPMUX_PACKAGE",
+        "CAPMUX_TOOL",
+        "CAPMUX_SETTINGS",
+    ] {
         assert!(keys.contains(&key), "{key} is missing: {keys:?}");
     }
 }
@@ -272,5 +341,8 @@ async fn tool_results_map_display_types_and_data() {
     let client = sh_tool(home.path(), script, json!({}), "").await;
     let result = call(&client, "t__run", json!({})).await;
     assert_eq!(text_of(&result), "[1,2]");
-    assert_eq!(result.structured_content, None, "structured content is an object or nothing");
+    assert_eq!(
+        result.structured_content, None,
+        "structured content is an object or nothing"
+    );
 }

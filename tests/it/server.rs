@@ -32,9 +32,15 @@ async fn initialize_says_who_we_are_and_what_we_serve() {
     assert_eq!(server_info.version, env!("CARGO_PKG_VERSION"));
     let caps = &info.capabilities;
     assert!(caps.tools.is_some() && caps.prompts.is_some() && caps.resources.is_some());
-    assert!(caps.logging.is_none(), "capmux does not handle logging/setLevel yet");
+    assert!(
+        caps.logging.is_none(),
+        "capmux does not handle logging/setLevel yet"
+    );
     let instructions = info.instructions.as_deref().expect("instructions");
-    assert!(instructions.starts_with("# House Rules\n\nHouse rules:"), "{instructions}");
+    assert!(
+        instructions.starts_with("# House Rules\n\nHouse rules:"),
+        "{instructions}"
+    );
     assert!(instructions.len() <= capmux::config::DEFAULT_INSTRUCTIONS_BUDGET);
 }
 
@@ -44,9 +50,13 @@ async fn instructions_follow_the_client_provider() {
     let (generic, _h2) = bundled_client("some-client").await;
     let claude_text = client_prompt_text(&claude).await;
     let generic_text = client_prompt_text(&generic).await;
-    let claude_only = std::fs::read_to_string(support::repo().join("plugins/house-rules/prompts/claude.md"))
-        .expect("claude.md");
-    let first_line = claude_only.lines().find(|l| !l.trim().is_empty()).expect("text");
+    let claude_only =
+        std::fs::read_to_string(support::repo().join("plugins/house-rules/prompts/claude.md"))
+            .expect("claude.md");
+    let first_line = claude_only
+        .lines()
+        .find(|l| !l.trim().is_empty())
+        .expect("text");
     assert!(claude_text.contains(first_line.trim()));
     assert!(!generic_text.contains(first_line.trim()));
 }
@@ -118,7 +128,10 @@ async fn a_command_tool_is_called_through_mcp() {
         .await
         .expect("call");
     assert_ne!(result.is_error, Some(true));
-    assert!(text_of(&result).contains("ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"));
+    assert!(
+        text_of(&result)
+            .contains("ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
+    );
     let data = result.structured_content.expect("data object");
     assert_eq!(data["bytes"], json!(3));
 }
@@ -134,7 +147,10 @@ async fn bad_arguments_are_a_tool_error_naming_the_argument() {
         .expect("call");
     assert_eq!(result.is_error, Some(true));
     let text = text_of(&result);
-    assert!(text.contains("argument `text`") && text.contains("string"), "{text}");
+    assert!(
+        text.contains("argument `text`") && text.contains("string"),
+        "{text}"
+    );
 }
 
 #[tokio::test]
@@ -154,8 +170,14 @@ async fn prompts_are_listed_with_arguments_and_filled_in() {
     let (client, _home) = bundled_client("test").await;
     let prompts = client.list_all_prompts().await.expect("prompts");
     let names: Vec<&str> = prompts.iter().map(|p| p.name.as_str()).collect();
-    assert!(names.contains(&"house-rules__review") && names.contains(&"system"), "{names:?}");
-    let review = prompts.iter().find(|p| p.name == "house-rules__review").expect("review");
+    assert!(
+        names.contains(&"house-rules__review") && names.contains(&"system"),
+        "{names:?}"
+    );
+    let review = prompts
+        .iter()
+        .find(|p| p.name == "house-rules__review")
+        .expect("review");
     let args = review.arguments.as_ref().expect("arguments");
     assert_eq!(args[0].name, "diff");
     assert_eq!(args[0].required, Some(true));
@@ -168,7 +190,10 @@ async fn prompts_are_listed_with_arguments_and_filled_in() {
         .await
         .expect("prompt");
     let text = prompt_text(&result);
-    assert!(text.contains("-old\n+new {{focus}}"), "an argument's value is not expanded again");
+    assert!(
+        text.contains("-old\n+new {{focus}}"),
+        "an argument's value is not expanded again"
+    );
     assert!(text.contains("naming"));
     assert!(!text.contains("{{diff}}"));
 }
@@ -189,7 +214,9 @@ async fn a_missing_required_argument_is_an_error_naming_it() {
     arguments.insert("colour".into(), json!("x"));
     let err = mcp_error(
         client
-            .get_prompt(GetPromptRequestParams::new("house-rules__review").with_arguments(arguments))
+            .get_prompt(
+                GetPromptRequestParams::new("house-rules__review").with_arguments(arguments),
+            )
             .await
             .expect_err("unknown argument"),
     );
@@ -214,7 +241,10 @@ async fn the_system_prompt_is_a_resource_and_unknown_uris_are_not_found() {
         .read_resource(ReadResourceRequestParams::new("capmux://system-prompt"))
         .await
         .expect("read");
-    let ResourceContents::TextResourceContents { text, mime_type, .. } = &read.contents[0] else {
+    let ResourceContents::TextResourceContents {
+        text, mime_type, ..
+    } = &read.contents[0]
+    else {
         panic!("expected text");
     };
     assert!(text.contains("House rules:"));
@@ -232,7 +262,9 @@ async fn the_system_prompt_is_a_resource_and_unknown_uris_are_not_found() {
 #[tokio::test]
 async fn long_instructions_are_cut_but_the_system_prompt_stays_whole() {
     let home = tempfile::tempdir().expect("tempdir");
-    let long: String = (0..400).map(|i| format!("Rule number {i}: be precise.\n")).collect();
+    let long: String = (0..400)
+        .map(|i| format!("Rule number {i}: be precise.\n"))
+        .collect();
     let root = support::package(
         home.path(),
         "capmux-plugin-long",
@@ -241,9 +273,14 @@ async fn long_instructions_are_cut_but_the_system_prompt_stays_whole() {
     );
     let server = support::server(&[root], "instructions_budget = 500\n", home.path());
     let client = connect(server, "test").await;
-    let instructions = client.peer_info().and_then(|i| i.instructions.clone()).expect("instructions");
+    let instructions = client
+        .peer_info()
+        .and_then(|i| i.instructions.clone())
+        .expect("instructions");
     assert!(instructions.len() <= 500, "{}", instructions.len());
-    assert!(instructions.contains("the MCP prompt `system` and the resource capmux://system-prompt"));
+    assert!(
+        instructions.contains("the MCP prompt `system` and the resource capmux://system-prompt")
+    );
     let whole = client_prompt_text(&client).await;
     assert!(whole.contains("Rule number 399"));
 }
@@ -255,5 +292,8 @@ async fn ping_is_answered() {
         .send_request(ClientRequest::PingRequest(Default::default()))
         .await
         .expect("ping");
-    assert!(matches!(result, rmcp::model::ServerResult::EmptyResult(_)), "{result:?}");
+    assert!(
+        matches!(result, rmcp::model::ServerResult::EmptyResult(_)),
+        "{result:?}"
+    );
 }
