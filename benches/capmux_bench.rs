@@ -48,9 +48,9 @@ use std::time::{Duration, Instant, SystemTime};
 use anyhow::{Context, Result, bail, ensure};
 use capmux::{Config, Options, Overrides, Pool};
 use rmcp::model::{
-    CallToolRequestParams, ClientCapabilities, ClientConfig, ClientRequest,
-    GetPromptRequestParams, Implementation, PaginatedRequestParams, PingRequest, ProtocolVersion,
-    ServerResult, Tool,
+    CallToolRequestParams, ClientCapabilities, ClientConfig, ClientRequest, GetPromptRequestParams,
+    Implementation, ListToolsResult, PaginatedRequestParams, PingRequest, ProtocolVersion,
+    RequestId, ServerJsonRpcMessage, ServerResult, Tool,
 };
 use rmcp::service::RunningService;
 use rmcp::{ClientCacheConfig, RoleClient, ServiceExt};
@@ -73,6 +73,9 @@ const REVIEW_PROMPT: &str = "house-rules__review";
 /// A line of `plugins/house-rules/prompts/review.md`, to know the prompt really came back.
 const REVIEW_MARKER: &str = "You are reviewing a code change";
 
+/// The host variables capmux passes to a command tool (`ENV_ALLOW` in `src/runner.rs`).
+const TOOL_ENV_ALLOW: &[&str] = &["PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR"];
+
 /// No single step may take longer than this; a hung capmux fails the bench instead.
 const STEP_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -93,7 +96,9 @@ fn main() -> Result<()> {
 
     progress("in-process load of 2,000 tools");
     let packages = env.write_packages()?;
-    measure_load(&plan, &env, &packages, &mut report)?;
+    let pool = measure_load(&plan, &env, &packages, &mut report)?;
+    measure_codec(&plan, &pool, &mut report)?;
+    drop(pool);
 
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -240,8 +245,12 @@ impl BenchEnv {
         Ok(BenchEnv {
             repo,
             bin,
-            home: tempfile::Builder::new().prefix("capmux-bench-home").tempdir()?,
-            work: tempfile::Builder::new().prefix("capmux-bench-work").tempdir()?,
+            home: tempfile::Builder::new()
+                .prefix("capmux-bench-home")
+                .tempdir()?,
+            work: tempfile::Builder::new()
+                .prefix("capmux-bench-work")
+                .tempdir()?,
         })
     }
 
@@ -258,6 +267,25 @@ impl BenchEnv {
             .env("XDG_STATE_HOME", home.join("state"))
             .env_remove("CAPMUX_CONFIG")
             .env("CAPMUX_LOG", "warn")
+            .kill_on_drop(true);
+        command
+    }
+
+    /// `program` with the environment capmux gives a command tool (see `src/runner.rs`):
+    /// only the allow-listed variables, `HOME` being the isolated one. The host's whole
+    /// environment can cost a lot: with `NODE_EXTRA_CA_CERTS` set, every node start reads
+    /// that bundle (~45 ms here), which capmux's tools never pay.
+    fn tool_command(&self, program: &str, cwd: &Path) -> Command {
+        let mut command = Command::new(program);
+        command
+            .current_dir(cwd)
+            .env_clear()
+            .envs(
+                TOOL_ENV_ALLOW
+                    .iter()
+                    .filter_map(|k| std::env::var_os(k).map(|v| (*k, v))),
+            )
+            .env("HOME", self.home.path())
             .kill_on_drop(true);
         command
     }
@@ -358,7 +386,9 @@ fn check_listing(names: &[String], expected: &[String]) -> Result<()> {
         expected.len()
     );
     if let Some((got, want)) = names.iter().zip(expected).find(|(a, b)| a != b) {
-        bail!("listing is not the sorted set of generated tools: got `{got}` where `{want}` belongs");
+        bail!(
+            "listing is not the sorted set of generated tools: got `{got}` where `{want}` belongs"
+        );
     }
     Ok(())
 }
@@ -486,8 +516,8 @@ fn text_arguments(text: &str) -> Map<String, Value> {
 // 1. tools/list with 2,000 tools; loading them.
 // ---------------------------------------------------------------------------------------
 
-/// In-process: `load_with` end to end, then its two halves separately.
-fn measure_load(plan: &Plan, env: &BenchEnv, packages: &Path, report: &mut Report) -> Result<()> {
+/// In-process: `load_with` end to end, then its two halves separately; returns a pool.
+fn measure_load(plan: &Plan, env: &BenchEnv, packages: &Path, report: &mut Report) -> Result<Pool> {
     let expected = expected_tool_names();
     let cwd = env.work.path().to_path_buf();
     let options = Options {
@@ -507,6 +537,7 @@ fn measure_load(plan: &Plan, env: &BenchEnv, packages: &Path, report: &mut Repor
     let mut total = Vec::new();
     let mut discover = Vec::new();
     let mut build = Vec::new();
+    let mut last = None;
     for round in 0..=plan.loads {
         // `Config::default()` reads no user packages: the generated ones are all there is.
         let start = Instant::now();
@@ -532,12 +563,67 @@ fn measure_load(plan: &Plan, env: &BenchEnv, packages: &Path, report: &mut Repor
             discover.push(discovered);
             build.push(built);
         }
+        last = Some(pool);
     }
     let section = Section::Listing;
-    report.row(section, "in-process `load_with`, 2,000 tools (discover + parse + `Pool::build`)", &total)?;
-    report.row(section, "… of which discover + parse the 4 `package.json`", &discover)?;
+    report.row(
+        section,
+        "in-process `load_with`, 2,000 tools (discover + parse + `Pool::build`)",
+        &total,
+    )?;
+    report.row(
+        section,
+        "… of which discover + parse the 4 `package.json`",
+        &discover,
+    )?;
     report.row(section, "… of which `Pool::build`", &build)?;
-    Ok(())
+    last.context("no pool was built")
+}
+
+/// In-process: what one response holding all 2,000 tools costs to encode (capmux's side:
+/// `pool::page` + serde) and to decode (the rmcp client's side), without any I/O.
+fn measure_codec(plan: &Plan, pool: &Pool, report: &mut Report) -> Result<()> {
+    let mut encode = Vec::new();
+    let mut decode = Vec::new();
+    let mut bytes = 0;
+    for round in 0..plan.list_warmup + plan.listings {
+        let start = Instant::now();
+        let (items, next) = capmux::pool::page(&pool.tools, None, usize::MAX);
+        let mut result = ListToolsResult::with_all_items(items);
+        result.next_cursor = next;
+        let message = ServerJsonRpcMessage::response(
+            ServerResult::ListToolsResult(result),
+            RequestId::Number(1),
+        );
+        let json = serde_json::to_vec(&message)?;
+        let encoded = start.elapsed();
+
+        let start = Instant::now();
+        let message: ServerJsonRpcMessage = serde_json::from_slice(&json)?;
+        let decoded = start.elapsed();
+        match message.into_response() {
+            Some((ServerResult::ListToolsResult(result), _)) => {
+                ensure!(
+                    result.tools.len() == TOTAL_TOOLS,
+                    "decoded {} tools",
+                    result.tools.len()
+                );
+            }
+            other => bail!("decoded something else: {other:?}"),
+        }
+        bytes = json.len();
+        if round >= plan.list_warmup {
+            encode.push(encoded);
+            decode.push(decoded);
+        }
+    }
+    let kib = bytes / 1024;
+    let what = format!(
+        "in-process encode of one 2,000-tool `tools/list` response ({kib} KiB): capmux's side"
+    );
+    report.row(Section::Listing, &what, &encode)?;
+    let what = "in-process decode of that response by rmcp: the client's side";
+    report.row(Section::Listing, what, &decode)
 }
 
 async fn measure_listing(
@@ -548,16 +634,20 @@ async fn measure_listing(
 ) -> Result<()> {
     let expected = expected_tool_names();
     let cwd = env.work.path();
-    let base: Vec<OsString> = vec![
-        "--no-bundled".into(),
-        "--package".into(),
-        packages.into(),
-    ];
+    let base: Vec<OsString> = vec!["--no-bundled".into(), "--package".into(), packages.into()];
 
     progress("cold starts of capmux serve with 2,000 tools");
     let (init, first) = cold_starts(plan, env, &base, cwd, &expected).await?;
-    report.row(Section::Listing, "cold start: spawn → `initialize` answered", &init)?;
-    report.row(Section::Listing, "cold start: spawn → first full listing (page 100)", &first)?;
+    report.row(
+        Section::Listing,
+        "cold start: spawn → `initialize` answered",
+        &init,
+    )?;
+    report.row(
+        Section::Listing,
+        "cold start: spawn → first full listing (page 100)",
+        &first,
+    )?;
 
     let page_1000 = env.config_file("page-1000.toml", "page_size = 1000\n")?;
     let configs: [(Option<&Path>, usize); 2] = [(None, 100), (Some(&page_1000), 1000)];
@@ -586,7 +676,8 @@ async fn listings(
 ) -> Result<Vec<Duration>> {
     let mut samples = Vec::with_capacity(plan.listings);
     for round in 0..plan.list_warmup + plan.listings {
-        let (elapsed, (tools, got_pages)) = timed(bounded("tools/list", server.list_tools())).await?;
+        let (elapsed, (tools, got_pages)) =
+            timed(bounded("tools/list", server.list_tools())).await?;
         ensure!(got_pages == pages, "{got_pages} pages, expected {pages}");
         let names: Vec<String> = tools.iter().map(|t| t.name.to_string()).collect();
         check_listing(&names, expected)?;
@@ -665,9 +756,10 @@ impl ToolCase {
         Ok(serde_json::to_vec(&Value::Object(text_arguments(TEXT)))?)
     }
 
-    /// Runs the script itself: arguments on stdin, stdout to EOF, wait.
+    /// Runs the script itself, in the environment capmux would give it: arguments on
+    /// stdin, stdout to EOF, wait.
     async fn run_direct(&self, env: &BenchEnv, input: &[u8]) -> Result<Vec<u8>> {
-        let mut command = env.isolated(self.program, &env.repo);
+        let mut command = env.tool_command(self.program, &env.repo);
         command
             .arg(self.script)
             .stdin(Stdio::piped())
@@ -812,7 +904,11 @@ async fn measure_calls_and_hops(
         Ok(())
     })
     .await?;
-    report.row(Section::Hop, "`prompts/get` `house-rules__review` {diff: \"x\"}", &prompts)?;
+    report.row(
+        Section::Hop,
+        "`prompts/get` `house-rules__review` {diff: \"x\"}",
+        &prompts,
+    )?;
 
     server.stop().await
 }
@@ -972,7 +1068,11 @@ impl Report {
         let cli = if samples.cli.is_empty() {
             None
         } else {
-            self.row(Section::Call, &format!("{label} via `capmux call` (CLI one-shot)"), &samples.cli)?;
+            self.row(
+                Section::Call,
+                &format!("{label} via `capmux call` (CLI one-shot)"),
+                &samples.cli,
+            )?;
             Some(Stats::of(&samples.cli)?)
         };
         self.comparisons.push(Comparison {
@@ -1022,7 +1122,11 @@ impl Report {
             if section == Section::Hop {
                 for row in self.rows.iter().filter(|r| r.section == section) {
                     let per_second = 1.0 / row.stats.mean.as_secs_f64();
-                    writeln!(out, "\n{}: ≈ {per_second:.0} requests/s sequential (1 / mean).", row.what)?;
+                    writeln!(
+                        out,
+                        "\n{}: ≈ {per_second:.0} requests/s sequential (1 / mean).",
+                        row.what
+                    )?;
                 }
             }
         }
@@ -1040,10 +1144,7 @@ impl Report {
             let added = c.mcp.p50.as_secs_f64() - direct;
             let added_mean = c.mcp.mean.as_secs_f64() - c.direct.mean.as_secs_f64();
             let (cli, cli_added) = match c.cli {
-                Some(cli) => (
-                    show(cli.p50),
-                    show_signed(cli.p50.as_secs_f64() - direct),
-                ),
+                Some(cli) => (show(cli.p50), show_signed(cli.p50.as_secs_f64() - direct)),
                 None => ("-".into(), "-".into()),
             };
             writeln!(

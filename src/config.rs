@@ -101,7 +101,7 @@ impl Config {
         let mut config: Config = toml::from_str(text).map_err(|err| {
             let line = err
                 .span()
-                .map(|span| text[..span.start.min(text.len())].lines().count().max(1));
+                .map(|span| text[..span.start.min(text.len())].matches('\n').count() + 1);
             let message = err.message().to_owned();
             invalid(match line {
                 Some(line) => format!("line {line}: {message}"),

@@ -81,7 +81,11 @@ pub fn is_valid(name: &str) -> bool {
 }
 
 /// The namespace a package id gets by default: the npm scope and the `capmux-plugin-` /
-/// `aionui-plugin-` prefixes dropped (`@acme/capmux-plugin-jira` → `jira`), then sanitized.
+/// `aionui-plugin-` prefixes dropped, then sanitized.
+///
+/// ```
+/// assert_eq!(capmux::names::namespace_for_package("@acme/capmux-plugin-jira").as_deref(), Ok("jira"));
+/// ```
 pub fn namespace_for_package(id: &str) -> Result<String, NameError> {
     let unscoped = match id.strip_prefix('@') {
         Some(rest) => rest.split_once('/').map_or(rest, |(_, name)| name),
@@ -135,6 +139,15 @@ pub fn sanitize_item(raw: &str) -> Result<(String, bool), NameError> {
 }
 
 /// The public name of `name` within `budget` bytes: `ns__item`, or its shortened form.
+///
+/// ```
+/// use capmux::names::{QualifiedName, format};
+///
+/// let name = QualifiedName::new("jira", "create_issue");
+/// assert_eq!(format(&name, 51), "jira__create_issue");
+/// let long = QualifiedName::new("jira", "a".repeat(60));
+/// assert_eq!(format(&long, 51).len(), 51);
+/// ```
 pub fn format(name: &QualifiedName, budget: usize) -> String {
     let full = name.to_string();
     if full.len() <= budget {
@@ -214,7 +227,7 @@ mod tests {
         );
         assert_eq!(
             namespace_for_package("capmux-plugin-").as_deref(),
-            Ok("capmux-plugin")
+            Ok("plugin")
         );
         assert_eq!(namespace_for_package("my.tools").as_deref(), Ok("my-tools"));
         assert_eq!(

@@ -16,7 +16,7 @@ use sha2::{Digest, Sha256};
 use crate::config::Config;
 use crate::diagnostic::Diagnostic;
 use crate::names::{self, Names, QualifiedName};
-use crate::package::{Package, Permission, SettingType, Source};
+use crate::package::{Package, Permission, Source};
 use crate::system_prompt::{self, Part, SystemPrompt};
 
 /// A package as served: the package plus what the user decided about it.
@@ -195,9 +195,17 @@ impl Pool {
         let Some(holder) = holder else {
             return Some(base);
         };
-        let digest = Sha256::digest(package.id.as_bytes());
-        let suffix: String = digest.iter().take(3).map(|b| format!("{b:02x}")).collect();
-        let renamed = format!("{base}-{suffix}");
+        // The suffix comes from the id's hash, so it does not depend on the other packages;
+        // in the unlikely case it is taken too, a longer piece of the hash is used.
+        let digest: String = Sha256::digest(package.id.as_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        let renamed = (6..=digest.len())
+            .step_by(2)
+            .map(|len| format!("{base}-{}", &digest[..len]))
+            .find(|candidate| !taken.contains_key(candidate))
+            .unwrap_or_else(|| format!("{base}-{digest}"));
         self.diagnostics.push(
             Diagnostic::warning(
                 &package.root,
@@ -238,14 +246,8 @@ impl Pool {
         }
         for (key, setting) in &package.settings {
             let value = user.and_then(|u| u.get(key)).cloned();
-            let fits = |v: &Value| match setting.kind {
-                SettingType::String | SettingType::Select => v.is_string(),
-                SettingType::Number => v.is_number(),
-                SettingType::Boolean => v.is_boolean(),
-                SettingType::Multiselect => v.is_array(),
-            };
             match value {
-                Some(v) if fits(&v) => {
+                Some(v) if setting.kind.accepts(&v, &setting.options) => {
                     values.insert(key.clone(), v);
                 }
                 Some(_) => report(
@@ -325,11 +327,12 @@ impl Pool {
                         arg
                     })
                     .collect();
-                let item = mcp::Prompt::new(
+                let mut item = mcp::Prompt::new(
                     public.clone(),
                     prompt.description.clone(),
                     (!arguments.is_empty()).then_some(arguments),
                 );
+                item.title = prompt.title.clone();
                 self.prompts.insert(
                     public,
                     Entry {

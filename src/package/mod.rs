@@ -5,8 +5,8 @@
 //! The loader only reads files: it never starts a process and never writes.
 
 pub mod native;
-pub mod schema;
 mod read;
+pub mod schema;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -146,6 +146,7 @@ pub struct PromptArgument {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Prompt {
     pub name: String,
+    pub title: Option<String>,
     pub description: Option<String>,
     pub arguments: Vec<PromptArgument>,
     pub template: String,
@@ -182,6 +183,32 @@ pub enum SettingType {
     Boolean,
     Select,
     Multiselect,
+}
+
+impl SettingType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SettingType::String => "string",
+            SettingType::Number => "number",
+            SettingType::Boolean => "boolean",
+            SettingType::Select => "select",
+            SettingType::Multiselect => "multiselect",
+        }
+    }
+
+    /// Whether `value` is a value of this type (and among `options`, when there are any).
+    pub fn accepts(self, value: &Value, options: &[Value]) -> bool {
+        let among = |v: &Value| options.is_empty() || options.contains(v);
+        match self {
+            SettingType::String => value.is_string(),
+            SettingType::Number => value.is_number(),
+            SettingType::Boolean => value.is_boolean(),
+            SettingType::Select => value.is_string() && among(value),
+            SettingType::Multiselect => value
+                .as_array()
+                .is_some_and(|items| items.iter().all(among)),
+        }
+    }
 }
 
 /// A setting a package declares; values come from the user's config.

@@ -69,6 +69,8 @@ struct Reader<'a> {
     root: &'a Path,
     manifest: &'a Path,
     package: String,
+    /// The manifest object's key (`capmux` or `aionui`), the first part of every JSON path.
+    key: &'static str,
     diagnostics: Vec<Diagnostic>,
 }
 
@@ -189,12 +191,14 @@ impl Reader<'_> {
         match obj.get(key) {
             None | Some(Value::Null) => Ok(&[]),
             Some(Value::Array(items)) if items.len() > MAX_ITEMS => Err(self.error(format!(
-                "capmux.{key}: {} items; a package may declare at most {MAX_ITEMS}",
+                "{}.{key}: {} items; a package may declare at most {MAX_ITEMS}",
+                self.key,
                 items.len()
             ))),
             Some(Value::Array(items)) => Ok(items),
             Some(other) => Err(self.error(format!(
-                "capmux.{key}: expected an array, found {}",
+                "{}.{key}: expected an array, found {}",
+                self.key,
                 kind(other)
             ))),
         }
@@ -230,6 +234,7 @@ pub fn load(root: &Path, manifest: &Path, source: Source) -> Loaded {
         root,
         manifest,
         package: folder_name.clone(),
+        key: "capmux",
         diagnostics: Vec::new(),
     };
     let package = read_package(&mut reader, root, source, folder_name).ok();
@@ -261,6 +266,13 @@ fn read_package(
 
     let id = match top.get("name") {
         Some(Value::String(name)) if !name.trim().is_empty() => name.clone(),
+        Some(other) if !other.is_string() => {
+            r.warn(format!(
+                "package.json \"name\" is {}, not a string; the folder name `{folder_name}` is used as the package id",
+                kind(other)
+            ));
+            folder_name
+        }
         _ => {
             r.warn(format!("package.json has no \"name\"; the folder name `{folder_name}` is used as the package id"));
             folder_name
@@ -287,6 +299,7 @@ fn read_package(
     } else {
         "aionui"
     };
+    r.key = key;
     let Value::Object(m) = manifest else {
         return Err(r.error(format!(
             "\"{key}\": expected an object, found {}",
@@ -411,13 +424,14 @@ fn read_settings(r: &mut Reader<'_>, m: &Map<String, Value>) -> Parsed<BTreeMap<
     };
     let Value::Object(obj) = value else {
         return Err(r.error(format!(
-            "capmux.settings: expected an object, found {}",
+            "{}.settings: expected an object, found {}",
+            r.key,
             kind(value)
         )));
     };
     let mut out = BTreeMap::new();
     for (key, spec) in obj {
-        let at = format!("capmux.settings.{key}");
+        let at = format!("{}.settings.{key}", r.key);
         if !key
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
@@ -474,11 +488,26 @@ fn read_setting(r: &mut Reader<'_>, spec: &Value, at: &str) -> Parsed<Setting> {
             .collect(),
         _ => Vec::new(),
     };
+    let mut default = s.get("default").cloned().filter(|d| !d.is_null());
+    if let Some(value) = &default
+        && !kind.accepts(value, &options)
+    {
+        r.warn(format!(
+            "{at}.default: {value} does not fit a {} setting{}; the setting has no default",
+            kind.as_str(),
+            if options.is_empty() {
+                ""
+            } else {
+                " and its options"
+            }
+        ));
+        default = None;
+    }
     Ok(Setting {
         kind,
         label: r.opt_str(s, "label", at)?,
         description: r.opt_str(s, "description", at)?,
-        default: s.get("default").cloned(),
+        default,
         secret: r.opt_bool(s, "secret", at)?.unwrap_or(false),
         required: r.opt_bool(s, "required", at)?.unwrap_or(false),
         options,
@@ -489,7 +518,7 @@ fn read_system_prompts(r: &mut Reader<'_>, m: &Map<String, Value>) -> Parsed<Vec
     let items = r.items(m, "systemPrompts")?;
     let mut out = Vec::new();
     for (i, item) in items.iter().enumerate() {
-        let at = format!("capmux.systemPrompts[{i}]");
+        let at = format!("{}.systemPrompts[{i}]", r.key);
         if let Ok(prompt) = read_system_prompt(r, item, &at) {
             out.push(prompt);
         }
@@ -530,7 +559,7 @@ fn read_prompts(r: &mut Reader<'_>, m: &Map<String, Value>) -> Parsed<Vec<Prompt
     let mut out: Vec<Prompt> = Vec::new();
     let mut first_at: BTreeMap<String, String> = BTreeMap::new();
     for (i, item) in items.iter().enumerate() {
-        let at = format!("capmux.prompts[{i}]");
+        let at = format!("{}.prompts[{i}]", r.key);
         let Ok(prompt) = read_prompt(r, item, &at) else {
             continue;
         };
@@ -612,6 +641,7 @@ fn read_prompt(r: &mut Reader<'_>, item: &Value, at: &str) -> Parsed<Prompt> {
     }
     Ok(Prompt {
         name,
+        title: r.opt_str(obj, "title", at)?,
         description: r.opt_str(obj, "description", at)?,
         arguments,
         template,
@@ -649,7 +679,7 @@ fn read_tools(
     let mut out: Vec<Tool> = Vec::new();
     let mut first_at: BTreeMap<String, String> = BTreeMap::new();
     for (i, item) in items.iter().enumerate() {
-        let at = format!("capmux.tools[{i}]");
+        let at = format!("{}.tools[{i}]", r.key);
         let Ok(tool) = read_tool(r, item, &at, format) else {
             continue;
         };
@@ -735,8 +765,17 @@ fn read_tool(r: &mut Reader<'_>, item: &Value, at: &str, format: Format) -> Pars
             "{at}.inputSchema: MCP tools take an object; the schema needs \"type\": \"object\""
         )));
     }
-    let validator = jsonschema::validator_for(&Value::Object(schema.clone()))
-        .map_err(|err| r.error(format!("{at}.inputSchema: not a valid JSON Schema: {err}")))?;
+    let validator = jsonschema::validator_for(&Value::Object(schema.clone())).map_err(|err| {
+        let place = err.instance_path().to_string();
+        let place = if place.is_empty() {
+            String::new()
+        } else {
+            format!(" at {place}")
+        };
+        r.error(format!(
+            "{at}.inputSchema: not a valid JSON Schema{place}: {err}"
+        ))
+    })?;
     let timeout_ms = match r.opt_int(obj, "timeoutMs", at)? {
         None => DEFAULT_TIMEOUT_MS,
         Some(ms) if ms <= 0 => return Err(r.error(format!("{at}.timeoutMs: must be positive"))),
@@ -779,16 +818,16 @@ fn read_skills(r: &mut Reader<'_>, m: &Map<String, Value>) -> Parsed<Option<Skil
         }
         Some(Value::String(rel)) => {
             let path =
-                resolve(r.root, rel).map_err(|err| r.error(format!("capmux.skills: {err}")))?;
+                resolve(r.root, rel).map_err(|err| r.error(format!("{}.skills: {err}", r.key)))?;
             if !path.is_dir() {
-                return Err(r.error(format!("capmux.skills: `{rel}` is not a folder")));
+                return Err(r.error(format!("{}.skills: `{rel}` is not a folder", r.key)));
             }
             Ok(Some(Skills::Folder(PathBuf::from(rel))))
         }
         Some(Value::Array(items)) => {
             let mut out = Vec::new();
             for (i, item) in items.iter().enumerate() {
-                let at = format!("capmux.skills[{i}]");
+                let at = format!("{}.skills[{i}]", r.key);
                 let Value::Object(obj) = item else {
                     r.error(format!("{at}: expected an object, found {}", kind(item)));
                     continue;
@@ -822,7 +861,8 @@ fn read_skills(r: &mut Reader<'_>, m: &Map<String, Value>) -> Parsed<Option<Skil
             Ok(Some(Skills::List(out)))
         }
         Some(other) => Err(r.error(format!(
-            "capmux.skills: expected a folder path or an array, found {}",
+            "{}.skills: expected a folder path or an array, found {}",
+            r.key,
             kind(other)
         ))),
     }
@@ -836,7 +876,7 @@ fn read_mcp_servers(
     let items = r.items(m, "mcpServers")?;
     let mut out: Vec<McpServer> = Vec::new();
     for (i, item) in items.iter().enumerate() {
-        let at = format!("capmux.mcpServers[{i}]");
+        let at = format!("{}.mcpServers[{i}]", r.key);
         let Ok(server) = read_mcp_server(r, item, &at, format) else {
             continue;
         };
@@ -945,7 +985,7 @@ fn read_hooks(r: &mut Reader<'_>, m: &Map<String, Value>) -> Parsed<Vec<Hook>> {
     let items = r.items(m, "hooks")?;
     let mut out = Vec::new();
     for (i, item) in items.iter().enumerate() {
-        let at = format!("capmux.hooks[{i}]");
+        let at = format!("{}.hooks[{i}]", r.key);
         if let Ok(hook) = read_hook(r, item, &at) {
             out.push(hook);
         }
@@ -991,7 +1031,10 @@ fn read_hook(r: &mut Reader<'_>, item: &Value, at: &str) -> Parsed<Hook> {
         (None, Some(url)) => HookHandler::Http { url },
         (None, None) => return Err(r.error(format!("{at}: needs `command` or `url`"))),
     };
-    let timeout_ms = r.opt_int(obj, "timeoutMs", at)?.map(|ms| ms.max(1) as u64);
+    let timeout_ms = match r.opt_int(obj, "timeoutMs", at)? {
+        Some(ms) if ms <= 0 => return Err(r.error(format!("{at}.timeoutMs: must be positive"))),
+        other => other.map(|ms| ms as u64),
+    };
     Ok(Hook {
         event: *event,
         matcher: r.opt_str(obj, "matcher", at)?,

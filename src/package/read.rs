@@ -57,7 +57,12 @@ pub(crate) fn read_text(path: &Path) -> Result<String, String> {
     if bytes.len() as u64 > MAX_FILE_BYTES {
         return Err(format!("file is over the cap of {MAX_FILE_BYTES} bytes"));
     }
-    String::from_utf8(bytes).map_err(|_| "file is not valid UTF-8".into())
+    let text = String::from_utf8(bytes).map_err(|_| "file is not valid UTF-8".to_owned())?;
+    // Editors on Windows start files with a byte order mark; npm ignores it, and so do we.
+    Ok(match text.strip_prefix('\u{feff}') {
+        Some(rest) => rest.to_owned(),
+        None => text,
+    })
 }
 
 /// Resolves `rel` inside `root` and reads it as text.

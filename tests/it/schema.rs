@@ -13,8 +13,9 @@ fn schema() -> jsonschema::Validator {
 
 #[test]
 fn the_committed_schema_is_the_generated_one() {
-    let committed = std::fs::read_to_string(support::repo().join("schema/capmux-manifest.schema.json"))
-        .expect("schema/capmux-manifest.schema.json");
+    let committed =
+        std::fs::read_to_string(support::repo().join("schema/capmux-manifest.schema.json"))
+            .expect("schema/capmux-manifest.schema.json");
     assert!(
         committed == capmux::package::schema::manifest_schema(),
         "schema/capmux-manifest.schema.json is stale: run `cargo run -- schema > schema/capmux-manifest.schema.json`"
@@ -31,8 +32,12 @@ fn the_bundled_plugins_validate_against_the_schema() {
         if !manifest.is_file() {
             continue;
         }
-        let package: Value = serde_json::from_str(&std::fs::read_to_string(&manifest).expect("read")).expect("json");
-        let errors: Vec<String> = validator.iter_errors(&package["capmux"]).map(|e| e.to_string()).collect();
+        let package: Value =
+            serde_json::from_str(&std::fs::read_to_string(&manifest).expect("read")).expect("json");
+        let errors: Vec<String> = validator
+            .iter_errors(&package["capmux"])
+            .map(|e| e.to_string())
+            .collect();
         assert!(errors.is_empty(), "{}: {errors:?}", manifest.display());
         checked += 1;
     }
@@ -44,7 +49,13 @@ fn the_schema_rejects_what_the_loader_rejects() {
     let validator = schema();
     assert!(!validator.is_valid(&json!({ "permissions": ["fs:everything"] })));
     assert!(!validator.is_valid(&json!({ "tools": [{ "name": "x", "command": "python3 x.py" }] })));
-    assert!(!validator.is_valid(&json!({ "hooks": [{ "event": "onSomething", "command": ["x"] }] })));
+    assert!(
+        !validator.is_valid(&json!({ "hooks": [{ "event": "onSomething", "command": ["x"] }] }))
+    );
     assert!(!validator.is_valid(&json!({ "manifestVersion": 2 })));
-    assert!(validator.is_valid(&json!({ "manifestVersion": 1, "tools": [{ "name": "x", "command": ["x"] }] })));
+    assert!(
+        validator.is_valid(
+            &json!({ "manifestVersion": 1, "tools": [{ "name": "x", "command": ["x"] }] })
+        )
+    );
 }
