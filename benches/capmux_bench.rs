@@ -15,7 +15,10 @@
 //!    one long-running `capmux serve` (sequential calls), and, for reference, the one-shot CLI
 //!    `capmux call text-tools__word_count '{...}'`. The three are interleaved round by round
 //!    so that they see the same machine load. The same for `sha256.js` under node
-//!    (`--no-node` skips it).
+//!    (`--no-node` skips it), and for a generated tool running `cat`: that process costs
+//!    ~1 ms instead of 30-100 ms, so what capmux adds around a spawn rises above the noise.
+//!    Direct runs get the environment capmux gives its tools (the allow-list of
+//!    `src/runner.rs`), so both sides start the interpreter the same way.
 //! 3. **The MCP hop alone**, with no process spawn: sequential `ping` and `prompts/get` of
 //!    `house-rules__review` round trips, i.e. capmux's own per-request cost plus the stdio hop.
 //!
@@ -68,6 +71,9 @@ const TOTAL_TOOLS: usize = PACKAGES * TOOLS_PER_PACKAGE;
 /// The argument text of every call, and what `word_count` must answer for it.
 const TEXT: &str = "hello brave new world";
 const WORD_COUNT_EXPECT: &str = "4 words";
+
+/// The one tool of the generated `cat` package.
+const CAT_TOOL: &str = "bench-cat__echo";
 
 const REVIEW_PROMPT: &str = "house-rules__review";
 /// A line of `plugins/house-rules/prompts/review.md`, to know the prompt really came back.
@@ -336,6 +342,45 @@ impl BenchEnv {
         Ok(dir)
     }
 
+    /// Writes a package whose one tool runs `cat`, and a config granting it
+    /// `shell:execute`; returns the capmux arguments that serve it alone.
+    fn write_cat_package(&self) -> Result<Vec<OsString>> {
+        let root = self.work.path().join("bench-cat");
+        std::fs::create_dir_all(&root)?;
+        let manifest = json!({
+            "name": "bench-cat",
+            "version": "1.0.0",
+            "capmux": {
+                "manifestVersion": 1,
+                "permissions": ["shell:execute"],
+                "tools": [{
+                    "name": "echo",
+                    "description": "Echoes its arguments back (runs `cat`).",
+                    "inputSchema": {
+                        "type": "object",
+                        "properties": { "text": { "type": "string" } }
+                    },
+                    "command": ["cat"]
+                }]
+            }
+        });
+        std::fs::write(
+            root.join("package.json"),
+            serde_json::to_vec_pretty(&manifest)?,
+        )?;
+        let config = self.config_file(
+            "grant-cat.toml",
+            "[packages.\"bench-cat\"]\ngrants = [\"shell:execute\"]\n",
+        )?;
+        Ok(vec![
+            "--no-bundled".into(),
+            "--package".into(),
+            root.into(),
+            "--config".into(),
+            config.into(),
+        ])
+    }
+
     /// A config file holding `toml`; returns its path.
     fn config_file(&self, name: &str, toml: &str) -> Result<PathBuf> {
         let path = self.work.path().join(name);
@@ -534,8 +579,10 @@ fn measure_load(plan: &Plan, env: &BenchEnv, packages: &Path, report: &mut Repor
         check_listing(&names, &expected)
     };
 
+    let schema = json!({ "type": "object", "properties": { "text": { "type": "string" } } });
     let mut total = Vec::new();
     let mut discover = Vec::new();
+    let mut validators = Vec::new();
     let mut build = Vec::new();
     let mut last = None;
     for round in 0..=plan.loads {
@@ -558,9 +605,16 @@ fn measure_load(plan: &Plan, env: &BenchEnv, packages: &Path, report: &mut Repor
         let built = start.elapsed();
         check(&pool)?;
 
+        let start = Instant::now();
+        for _ in 0..TOTAL_TOOLS {
+            jsonschema::validator_for(&schema).context("the bench's schema is invalid")?;
+        }
+        let compiled = start.elapsed();
+
         if round > 0 {
             total.push(elapsed);
             discover.push(discovered);
+            validators.push(compiled);
             build.push(built);
         }
         last = Some(pool);
@@ -576,6 +630,8 @@ fn measure_load(plan: &Plan, env: &BenchEnv, packages: &Path, report: &mut Repor
         "… of which discover + parse the 4 `package.json`",
         &discover,
     )?;
+    let what = "… (for scale: compiling 2,000 such `inputSchema` validators alone)";
+    report.row(section, what, &validators)?;
     report.row(section, "… of which `Pool::build`", &build)?;
     last.context("no pool was built")
 }
@@ -719,15 +775,16 @@ async fn cold_starts(
 // 2. Command tool calls: direct vs capmux; 3. the MCP hop.
 // ---------------------------------------------------------------------------------------
 
-/// A bundled command tool and how to run its script directly.
+/// A command tool served by capmux, and the same command to run directly.
 struct ToolCase {
     public: &'static str,
     label: &'static str,
-    program: &'static str,
-    /// The script, relative to the repository root.
-    script: &'static str,
+    /// The direct run, in the repository root.
+    argv: &'static [&'static str],
     /// Text every correct answer contains.
     expect: String,
+    /// Whether the command prints the RFC's ToolResult (`{"success": true, ...}`).
+    tool_result: bool,
 }
 
 impl ToolCase {
@@ -735,9 +792,9 @@ impl ToolCase {
         ToolCase {
             public: "text-tools__word_count",
             label: "word_count.py",
-            program: "python3",
-            script: "plugins/text-tools/tools/word_count.py",
+            argv: &["python3", "plugins/text-tools/tools/word_count.py"],
             expect: WORD_COUNT_EXPECT.into(),
+            tool_result: true,
         }
     }
 
@@ -746,28 +803,45 @@ impl ToolCase {
         ToolCase {
             public: "text-tools__sha256",
             label: "sha256.js",
-            program: "node",
-            script: "plugins/text-tools/tools/sha256.js",
+            argv: &["node", "plugins/text-tools/tools/sha256.js"],
             expect: digest.iter().map(|b| format!("{b:02x}")).collect(),
+            tool_result: true,
         }
+    }
+
+    /// The floor: `cat` echoes the arguments back, so the process costs ~1 ms and what
+    /// capmux adds around a spawn becomes visible.
+    fn cat() -> ToolCase {
+        ToolCase {
+            public: CAT_TOOL,
+            label: "cat (floor)",
+            argv: &["cat"],
+            expect: TEXT.into(),
+            tool_result: false,
+        }
+    }
+
+    fn direct_command_line(&self) -> String {
+        self.argv.join(" ")
     }
 
     fn input(&self) -> Result<Vec<u8>> {
         Ok(serde_json::to_vec(&Value::Object(text_arguments(TEXT)))?)
     }
 
-    /// Runs the script itself, in the environment capmux would give it: arguments on
+    /// Runs the command itself, in the environment capmux would give it: arguments on
     /// stdin, stdout to EOF, wait.
     async fn run_direct(&self, env: &BenchEnv, input: &[u8]) -> Result<Vec<u8>> {
-        let mut command = env.tool_command(self.program, &env.repo);
+        let (program, args) = self.argv.split_first().context("empty argv")?;
+        let mut command = env.tool_command(program, &env.repo);
         command
-            .arg(self.script)
+            .args(args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::null());
         let mut child = command
             .spawn()
-            .with_context(|| format!("cannot spawn {}", self.program))?;
+            .with_context(|| format!("cannot spawn {program}"))?;
         let mut stdin = child.stdin.take().context("no stdin pipe")?;
         stdin.write_all(input).await?;
         drop(stdin);
@@ -779,7 +853,11 @@ impl ToolCase {
             .read_to_end(&mut out)
             .await?;
         let status = child.wait().await?;
-        ensure!(status.success(), "{} exited with {status}", self.script);
+        ensure!(
+            status.success(),
+            "`{}` exited with {status}",
+            self.direct_command_line()
+        );
         Ok(out)
     }
 
@@ -805,12 +883,13 @@ impl ToolCase {
     }
 
     fn check_direct(&self, out: &[u8]) -> Result<()> {
-        let result: Value = serde_json::from_slice(out)
-            .with_context(|| format!("{} printed no JSON", self.script))?;
+        let line = self.direct_command_line();
+        let result: Value =
+            serde_json::from_slice(out).with_context(|| format!("`{line}` printed no JSON"))?;
+        let succeeded = !self.tool_result || result["success"] == Value::Bool(true);
         ensure!(
-            result["success"] == Value::Bool(true) && result.to_string().contains(&self.expect),
-            "{} answered {result}",
-            self.script
+            succeeded && result.to_string().contains(&self.expect),
+            "`{line}` answered {result}"
         );
         Ok(())
     }
@@ -859,7 +938,7 @@ async fn compare(
             samples.mcp.push(mcp);
         }
         if let Some(every) = cli_every
-            && (round < warmup || (round - warmup) % every == 0)
+            && (round < warmup || (round - warmup).is_multiple_of(every))
         {
             let (cli, out) = timed(bounded("capmux call", case.run_cli(env, &input))).await?;
             case.check_text("the CLI", &String::from_utf8_lossy(&out))?;
@@ -888,6 +967,14 @@ async fn measure_calls_and_hops(
         let samples = compare(env, &server, case, plan.call_warmup, *rounds, *cli_every).await?;
         report.call(case, &samples)?;
     }
+
+    progress("cat calls (the floor): direct vs capmux");
+    let floor_args = env.write_cat_package()?;
+    let floor = Capmux::start(env, &floor_args, env.work.path()).await?;
+    let case = ToolCase::cat();
+    let samples = compare(env, &floor, &case, plan.call_warmup, plan.calls, None).await?;
+    report.call(&case, &samples)?;
+    floor.stop().await?;
 
     progress("MCP round trips (ping, prompts/get)");
     let pings = hops(plan, || server.ping()).await?;
@@ -997,7 +1084,8 @@ impl Section {
     fn title(self) -> String {
         match self {
             Section::Listing => format!(
-                "1. `tools/list` with {TOTAL_TOOLS} tools ({PACKAGES} packages × {TOOLS_PER_PACKAGE})"
+                "1. `tools/list` with {} tools ({PACKAGES} packages × {TOOLS_PER_PACKAGE})",
+                grouped(TOTAL_TOOLS)
             ),
             Section::Call => "2. Command-tool call: capmux vs the script run directly".into(),
             Section::Hop => "3. The MCP hop alone (no process spawn), sequential".into(),
@@ -1061,7 +1149,7 @@ impl Report {
 
     fn call(&mut self, case: &ToolCase, samples: &CallSamples) -> Result<()> {
         let label = case.label;
-        let direct = format!("{label} run directly (`{} {}`)", case.program, case.script);
+        let direct = format!("{label} run directly (`{}`)", case.direct_command_line());
         self.row(Section::Call, &direct, &samples.direct)?;
         let mcp = format!("{label} via capmux MCP `tools/call` `{}`", case.public);
         self.row(Section::Call, &mcp, &samples.mcp)?;
@@ -1162,6 +1250,19 @@ impl Report {
         }
         Ok(())
     }
+}
+
+/// `n` with thousands separated by commas.
+fn grouped(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
 }
 
 /// `/proc/loadavg`'s first three fields, or `?`.

@@ -135,8 +135,11 @@ impl Config {
         if config.page_size == Some(0) {
             return Err(invalid("page_size: must be at least 1".into()));
         }
+        // Absolute, so that paths derived from it (`data_dir`) mean the same thing in a tool
+        // that runs in its package root.
+        let path = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
         config.base_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
-        config.path = Some(path.to_path_buf());
+        config.path = Some(path);
         Ok(config)
     }
 

@@ -108,6 +108,14 @@ fn main() -> ExitCode {
         .init();
     match run(cli) {
         Ok(code) => code,
+        // `capmux tools | head` closes our stdout early; that is not an error.
+        Err(err)
+            if err
+                .downcast_ref::<std::io::Error>()
+                .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe) =>
+        {
+            ExitCode::SUCCESS
+        }
         Err(err) => {
             let _ = writeln!(std::io::stderr(), "capmux: {err:#}");
             ExitCode::from(2)

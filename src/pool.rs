@@ -29,7 +29,7 @@ pub struct Active {
     pub grants: BTreeSet<Permission>,
     /// Setting values: the user's, else the declared defaults.
     pub settings: Map<String, Value>,
-    /// Its `${pluginData}` folder (created on first use).
+    /// Its `${pluginData}` folder; the runner creates it before a tool runs.
     pub data_dir: PathBuf,
     /// `false` when the user disabled it: loaded and listed, nothing served.
     pub enabled: bool,
@@ -85,8 +85,11 @@ pub struct Pool {
     pub system_prompt: SystemPrompt,
     /// What went wrong while merging (collisions, settings); the loader's come separately.
     pub diagnostics: Vec<Diagnostic>,
-    /// Public names handed out, with the reverse map.
-    pub names: Names,
+    /// Public tool names handed out, with the reverse map.
+    pub tool_names: Names,
+    /// Public prompt names; MCP keeps tools and prompts apart, so a tool and a prompt of
+    /// one package may share a name.
+    pub prompt_names: Names,
 }
 
 /// A page of a sorted map: the items after `cursor`, and the cursor of the next page.
@@ -116,7 +119,8 @@ impl Pool {
     pub fn build(mut packages: Vec<Package>, config: &Config) -> Pool {
         packages.sort_by(|a, b| (a.priority, &a.id).cmp(&(b.priority, &b.id)));
         let mut pool = Pool {
-            names: Names::new(config.name_budget()),
+            tool_names: Names::new(config.name_budget()),
+            prompt_names: Names::new(config.name_budget()),
             ..Pool::default()
         };
         let data_root = config.data_dir();
@@ -276,7 +280,7 @@ impl Pool {
             for (t, tool) in package.tools.iter().enumerate() {
                 let qualified = QualifiedName::new(&active.namespace, &tool.name);
                 let Some(public) = claim(
-                    &mut self.names,
+                    &mut self.tool_names,
                     &mut self.diagnostics,
                     active,
                     qualified,
@@ -308,7 +312,7 @@ impl Pool {
             for (i, prompt) in package.prompts.iter().enumerate() {
                 let qualified = QualifiedName::new(&active.namespace, &prompt.name);
                 let Some(public) = claim(
-                    &mut self.names,
+                    &mut self.prompt_names,
                     &mut self.diagnostics,
                     active,
                     qualified,
@@ -452,7 +456,9 @@ fn system_prompt_of(
             )),
         }
     }
-    let mut package_parts: Vec<(i64, &str, usize, Part)> = Vec::new();
+    // Ordered by the part's own priority, then the package's, then id and position: a
+    // package's priority decides between parts that rank the same.
+    let mut package_parts: Vec<((i64, i64, &str, usize), Part)> = Vec::new();
     for active in packages.iter().filter(|a| a.enabled) {
         let package = &active.package;
         for (position, prompt) in package.system_prompts.iter().enumerate() {
@@ -461,9 +467,7 @@ fn system_prompt_of(
                 |f| f.display().to_string(),
             );
             package_parts.push((
-                prompt.priority,
-                &package.id,
-                position,
+                (prompt.priority, package.priority, &package.id, position),
                 Part {
                     origin: format!("{}: {from}", package.id),
                     heading: package.title().to_owned(),
@@ -473,7 +477,7 @@ fn system_prompt_of(
             ));
         }
     }
-    package_parts.sort_by(|a, b| (a.0, a.1, a.2).cmp(&(b.0, b.1, b.2)));
-    parts.extend(package_parts.into_iter().map(|(_, _, _, part)| part));
+    package_parts.sort_by(|a, b| a.0.cmp(&b.0));
+    parts.extend(package_parts.into_iter().map(|(_, part)| part));
     SystemPrompt { parts }
 }

@@ -126,6 +126,14 @@ impl Runner {
             )
         })?;
 
+        tokio::fs::create_dir_all(&active.data_dir)
+            .await
+            .map_err(|err| {
+                format!(
+                    "tool `{public}` cannot run: cannot create its data folder {}: {err}",
+                    active.data_dir.display()
+                )
+            })?;
         let mut command = Command::new(&program);
         command
             .args(&argv[1..])

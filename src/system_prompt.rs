@@ -1,10 +1,11 @@
 //! The merged system prompt: the host's rules, then every package's system prompts, each
 //! part carrying where it came from.
 //!
-//! Order: the host's rules (config) first, then package parts by (priority, package id,
-//! position in the package). The skills index and child servers' instructions join at the
-//! end as those parts of capmux land. A part may be limited to some providers (`claude`,
-//! `gemini`, …); with no provider known only unrestricted parts are used.
+//! Order: the host's rules (config) first, then package parts by (the part's priority, the
+//! package's priority, package id, position in the package). The skills index and child
+//! servers' instructions join at the end as those parts of capmux land. A part may be
+//! limited to some providers (`claude`, `gemini`, …); with no provider known only
+//! unrestricted parts are used.
 //!
 //! Clients get it three ways: the MCP `instructions` (cut to a budget, since Claude Code
 //! keeps about 2 KB), the `system` prompt and the `capmux://system-prompt` resource (whole).

@@ -739,6 +739,7 @@ fn read_tool(r: &mut Reader<'_>, item: &Value, at: &str, format: Format) -> Pars
     if argv.is_empty() || argv[0].trim().is_empty() {
         return Err(r.error(format!("{at}.command: must name a program")));
     }
+    check_command_files(r, &argv, &format!("{at}.command"));
     let description = r.opt_str(obj, "description", at)?;
     if description.is_none() {
         r.warn(format!(
@@ -806,6 +807,30 @@ fn read_tool(r: &mut Reader<'_>, item: &Value, at: &str, format: Format) -> Pars
         handler: ToolHandler::Command { argv, timeout_ms },
         validator: Arc::new(validator),
     })
+}
+
+/// Warns about a command that cannot run here: a program or script path missing from the
+/// package, or a program not on `PATH`. Warnings, not errors: the host may differ.
+fn check_command_files(r: &mut Reader<'_>, argv: &[String], at: &str) {
+    const SCRIPTS: [&str; 9] = [
+        ".py", ".js", ".mjs", ".cjs", ".ts", ".sh", ".rb", ".pl", ".php",
+    ];
+    for (i, arg) in argv.iter().enumerate() {
+        if arg.contains("${") || arg.starts_with('-') || Path::new(arg).is_absolute() {
+            continue;
+        }
+        let looks_like_file =
+            arg.contains('/') || (i > 0 && SCRIPTS.iter().any(|ext| arg.ends_with(ext)));
+        if looks_like_file {
+            if resolve(r.root, arg).is_err() {
+                r.warn(format!("{at}[{i}]: `{arg}` does not exist in the package"));
+            }
+        } else if i == 0 && which::which(arg).is_err() {
+            r.warn(format!(
+                "{at}[0]: `{arg}` is not on PATH here; the tool fails until it is installed"
+            ));
+        }
+    }
 }
 
 fn read_skills(r: &mut Reader<'_>, m: &Map<String, Value>) -> Parsed<Option<Skills>> {

@@ -1289,7 +1289,7 @@ fn a_namespace_alias_in_the_config_settles_the_collision_quietly() {
     assert_eq!(public_tools(&pool), ["jira__search", "tracker__search"]);
     assert_eq!(tool_owner(&pool, "tracker__search"), "@b/jira");
     assert_eq!(
-        pool.names.parse("tracker__search"),
+        pool.tool_names.parse("tracker__search"),
         Some(&QualifiedName::new("tracker", "search"))
     );
 }
@@ -1331,7 +1331,7 @@ fn long_names_are_shortened_within_the_budget_and_map_back() {
         let public = pool
             .tools
             .keys()
-            .find(|public| pool.names.parse(public) == Some(&QualifiedName::new("long", item)))
+            .find(|public| pool.tool_names.parse(public) == Some(&QualifiedName::new("long", item)))
             .unwrap_or_else(|| panic!("no public name maps back to `{item}`"));
         assert!(public.len() <= 51, "{public}");
         assert!(is_public_name(public), "{public}");
@@ -1343,7 +1343,7 @@ fn long_names_are_shortened_within_the_budget_and_map_back() {
     let prompt_public = pool
         .prompts
         .keys()
-        .find(|public| pool.names.parse(public) == Some(&QualifiedName::new("long", prompt)))
+        .find(|public| pool.prompt_names.parse(public) == Some(&QualifiedName::new("long", prompt)))
         .expect("the long prompt maps back");
     assert!(prompt_public.len() <= 51, "{prompt_public}");
     assert!(is_public_name(prompt_public), "{prompt_public}");
@@ -1355,7 +1355,7 @@ fn long_names_are_shortened_within_the_budget_and_map_back() {
     for public in pool.tools.keys() {
         assert!(public.len() <= 30, "{public}");
         assert!(is_public_name(public), "{public}");
-        let name = pool.names.parse(public).expect("maps back");
+        let name = pool.tool_names.parse(public).expect("maps back");
         assert_eq!(name.namespace, "long");
     }
 }
@@ -1475,4 +1475,65 @@ fn every_public_name_is_valid_and_every_list_is_sorted() {
     let mut sorted_diagnostics = loaded.diagnostics.clone();
     capmux::diagnostic::sort(&mut sorted_diagnostics);
     assert_eq!(loaded.diagnostics, sorted_diagnostics);
+}
+
+#[test]
+fn a_tool_and_a_prompt_of_one_package_may_share_a_name() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = crate::support::package(
+        dir.path(),
+        "capmux-plugin-both",
+        json!({ "manifestVersion": 1, "permissions": ["shell:execute"],
+                "tools": [{ "name": "review", "description": "x", "command": ["sh", "review.sh"] }],
+                "prompts": [{ "name": "review", "content": "Review this." }] }),
+        &[("review.sh", "echo ok")],
+    );
+    let package = load_clean(&root);
+    let pool = Pool::build(vec![package], &config(""));
+    assert!(pool.diagnostics().is_empty(), "{:?}", pool.diagnostics());
+    assert!(pool.tools.contains_key("both__review"));
+    assert!(pool.prompts.contains_key("both__review"));
+}
+
+#[test]
+fn a_command_that_cannot_run_here_is_a_warning() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = crate::support::package(
+        dir.path(),
+        "capmux-plugin-missing",
+        json!({ "manifestVersion": 1, "permissions": ["shell:execute"], "tools": [
+            { "name": "a", "description": "x", "command": ["python3", "tools/gone.py"] },
+            { "name": "b", "description": "x", "command": ["./bin/gone"] },
+            { "name": "c", "description": "x", "command": ["no-such-program-capmux-test", "${pluginRoot}/x.py"] }
+        ] }),
+        &[],
+    );
+    let (package, diagnostics) = load(&root);
+    assert_eq!(
+        package.expect("loads").tools.len(),
+        3,
+        "warnings keep the tools"
+    );
+    let path = manifest(&root);
+    let package = "capmux-plugin-missing";
+    assert_eq!(
+        diagnostics,
+        vec![
+            warning(
+                &path,
+                package,
+                "capmux.tools[0].command[1]: `tools/gone.py` does not exist in the package"
+            ),
+            warning(
+                &path,
+                package,
+                "capmux.tools[1].command[0]: `./bin/gone` does not exist in the package"
+            ),
+            warning(
+                &path,
+                package,
+                "capmux.tools[2].command[0]: `no-such-program-capmux-test` is not on PATH here; the tool fails until it is installed"
+            ),
+        ]
+    );
 }

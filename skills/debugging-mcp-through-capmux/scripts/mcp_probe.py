@@ -17,6 +17,7 @@ Standard library only; exit 1 when a request gets a JSON-RPC error.
 """
 import argparse
 import json
+import signal
 import subprocess
 import sys
 
@@ -118,6 +119,7 @@ def show_read(session, uri):
 
 
 def main():
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # quiet exit when piped into head
     argv = sys.argv[1:]
     if "--" not in argv:
         sys.exit(__doc__)
