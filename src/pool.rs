@@ -458,7 +458,8 @@ fn system_prompt_of(
     }
     // Ordered by the part's own priority, then the package's, then id and position: a
     // package's priority decides between parts that rank the same.
-    let mut package_parts: Vec<((i64, i64, &str, usize), Part)> = Vec::new();
+    type Rank<'a> = (i64, i64, &'a str, usize);
+    let mut package_parts: Vec<(Rank<'_>, Part)> = Vec::new();
     for active in packages.iter().filter(|a| a.enabled) {
         let package = &active.package;
         for (position, prompt) in package.system_prompts.iter().enumerate() {
