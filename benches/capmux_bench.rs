@@ -16,9 +16,11 @@
 //!    `capmux call text-tools__word_count '{...}'`. The three are interleaved round by round
 //!    so that they see the same machine load. The same for `sha256.js` under node
 //!    (`--no-node` skips it), and for a generated tool running `cat`: that process costs
-//!    ~1 ms instead of 30-100 ms, so what capmux adds around a spawn rises above the noise.
-//!    Direct runs get the environment capmux gives its tools (the allow-list of
-//!    `src/runner.rs`), so both sides start the interpreter the same way.
+//!    ~1 ms instead of 30-100 ms, so what capmux adds around a spawn rises above the noise;
+//!    it is also called through capmux's `Runner` in this process, to split that cost
+//!    between the runner and the server. Direct runs are started as capmux starts a tool
+//!    (the environment allow-list of `src/runner.rs`, the program resolved on `PATH`
+//!    first), so that both sides pay the same for the interpreter and the spawn.
 //! 3. **The MCP hop alone**, with no process spawn: sequential `ping` and `prompts/get` of
 //!    `house-rules__review` round trips, i.e. capmux's own per-request cost plus the stdio hop.
 //!
@@ -45,15 +47,15 @@ use std::ffi::OsString;
 use std::fmt::Write as _;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
+use std::process::{ExitCode, Stdio};
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context, Result, bail, ensure};
 use capmux::{Config, Options, Overrides, Pool};
 use rmcp::model::{
-    CallToolRequestParams, ClientCapabilities, ClientConfig, ClientRequest, GetPromptRequestParams,
-    Implementation, ListToolsResult, PaginatedRequestParams, PingRequest, ProtocolVersion,
-    RequestId, ServerJsonRpcMessage, ServerResult, Tool,
+    CallToolRequestParams, CallToolResult, ClientCapabilities, ClientConfig, ClientRequest,
+    GetPromptRequestParams, Implementation, ListToolsResult, PaginatedRequestParams, PingRequest,
+    ProtocolVersion, RequestId, ServerJsonRpcMessage, ServerResult, Tool,
 };
 use rmcp::service::RunningService;
 use rmcp::{ClientCacheConfig, RoleClient, ServiceExt};
@@ -62,6 +64,7 @@ use sha2::{Digest, Sha256};
 use tempfile::TempDir;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::process::{Child, Command};
+use tokio_util::sync::CancellationToken;
 
 /// 4 × 500 = 2,000 tools; a package may declare at most 1,000 items.
 const PACKAGES: usize = 4;
@@ -79,8 +82,8 @@ const REVIEW_PROMPT: &str = "house-rules__review";
 /// A line of `plugins/house-rules/prompts/review.md`, to know the prompt really came back.
 const REVIEW_MARKER: &str = "You are reviewing a code change";
 
-/// The host variables capmux passes to a command tool (`ENV_ALLOW` in `src/runner.rs`).
-const TOOL_ENV_ALLOW: &[&str] = &["PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR"];
+/// The host variables capmux passes to a command tool.
+const TOOL_ENV_ALLOW: &[&str] = capmux::runner::ENV_ALLOW;
 
 /// No single step may take longer than this; a hung capmux fails the bench instead.
 const STEP_TIMEOUT: Duration = Duration::from_secs(30);
@@ -91,7 +94,18 @@ args = json.load(sys.stdin)
 print(json.dumps({"success": True, "data": args}))
 "#;
 
-fn main() -> Result<()> {
+fn main() -> ExitCode {
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            // `{:#}` prints the chain without anyhow's backtrace (RUST_BACKTRACE may be set).
+            eprintln!("capmux_bench: error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> Result<()> {
     let Some(args) = Args::parse()? else {
         return Ok(());
     };
@@ -222,6 +236,8 @@ async fn timed<T>(future: impl Future<Output = Result<T>>) -> Result<(Duration, 
 struct BenchEnv {
     repo: PathBuf,
     bin: PathBuf,
+    /// A source file newer than `bin`, if any: the bench then measures older code.
+    stale: Option<PathBuf>,
     /// `HOME` and the XDG folders of every process started here.
     home: TempDir,
     /// The generated packages and config files.
@@ -241,7 +257,8 @@ impl BenchEnv {
                 bin.display()
             );
         }
-        if let Some(newer) = newer_source(&repo, &bin) {
+        let stale = newer_source(&repo, &bin);
+        if let Some(newer) = &stale {
             eprintln!(
                 "capmux_bench: warning: {} is newer than {}; run `cargo build --release` to bench the current code",
                 newer.display(),
@@ -251,6 +268,7 @@ impl BenchEnv {
         Ok(BenchEnv {
             repo,
             bin,
+            stale,
             home: tempfile::Builder::new()
                 .prefix("capmux-bench-home")
                 .tempdir()?,
@@ -277,12 +295,19 @@ impl BenchEnv {
         command
     }
 
-    /// `program` with the environment capmux gives a command tool (see `src/runner.rs`):
-    /// only the allow-listed variables, `HOME` being the isolated one. The host's whole
-    /// environment can cost a lot: with `NODE_EXTRA_CA_CERTS` set, every node start reads
-    /// that bundle (~45 ms here), which capmux's tools never pay.
-    fn tool_command(&self, program: &str, cwd: &Path) -> Command {
-        let mut command = Command::new(program);
+    /// `program` started the way capmux starts a command tool (see `src/runner.rs`):
+    ///
+    /// - only the allow-listed environment, `HOME` being the isolated one. The host's whole
+    ///   environment can cost a lot: with `NODE_EXTRA_CA_CERTS` set, every node start reads
+    ///   that bundle (~45 ms here), which capmux's tools never pay;
+    /// - the program resolved to an absolute path first. With a bare name and a changed
+    ///   environment, std cannot use `posix_spawn` and falls back to fork + exec, about
+    ///   0.5 ms slower per spawn here, which would make capmux look faster than direct.
+    fn tool_command(&self, program: &str, cwd: &Path) -> Result<Command> {
+        let path = std::env::var_os("PATH").unwrap_or_default();
+        let resolved = which::which_in(program, Some(path), cwd)
+            .with_context(|| format!("`{program}` is not on PATH"))?;
+        let mut command = Command::new(resolved);
         command
             .current_dir(cwd)
             .env_clear()
@@ -293,7 +318,7 @@ impl BenchEnv {
             )
             .env("HOME", self.home.path())
             .kill_on_drop(true);
-        command
+        Ok(command)
     }
 
     /// The capmux binary with `args`, isolated.
@@ -343,8 +368,8 @@ impl BenchEnv {
     }
 
     /// Writes a package whose one tool runs `cat`, and a config granting it
-    /// `shell:execute`; returns the capmux arguments that serve it alone.
-    fn write_cat_package(&self) -> Result<Vec<OsString>> {
+    /// `shell:execute`; returns both paths.
+    fn write_cat_package(&self) -> Result<(PathBuf, PathBuf)> {
         let root = self.work.path().join("bench-cat");
         std::fs::create_dir_all(&root)?;
         let manifest = json!({
@@ -372,13 +397,7 @@ impl BenchEnv {
             "grant-cat.toml",
             "[packages.\"bench-cat\"]\ngrants = [\"shell:execute\"]\n",
         )?;
-        Ok(vec![
-            "--no-bundled".into(),
-            "--package".into(),
-            root.into(),
-            "--config".into(),
-            config.into(),
-        ])
+        Ok((root, config))
     }
 
     /// A config file holding `toml`; returns its path.
@@ -498,15 +517,7 @@ impl Capmux {
     /// Calls tool `name`; returns its text, or fails if it is a tool error.
     async fn call_tool(&self, name: &'static str, arguments: Map<String, Value>) -> Result<String> {
         let params = CallToolRequestParams::new(name).with_arguments(arguments);
-        let result = self.client.call_tool(params).await?;
-        let text: Vec<&str> = result
-            .content
-            .iter()
-            .filter_map(|c| c.as_text().map(|t| t.text.as_str()))
-            .collect();
-        let text = text.join("\n");
-        ensure!(result.is_error != Some(true), "{name} failed: {text}");
-        Ok(text)
+        result_text(name, &self.client.call_tool(params).await?)
     }
 
     async fn ping(&self) -> Result<()> {
@@ -549,6 +560,18 @@ impl Capmux {
             }
         }
     }
+}
+
+/// The text of a tool result, or an error if it is a tool error.
+fn result_text(tool: &str, result: &CallToolResult) -> Result<String> {
+    let text: Vec<&str> = result
+        .content
+        .iter()
+        .filter_map(|c| c.as_text().map(|t| t.text.as_str()))
+        .collect();
+    let text = text.join("\n");
+    ensure!(result.is_error != Some(true), "{tool} failed: {text}");
+    Ok(text)
 }
 
 fn text_arguments(text: &str) -> Map<String, Value> {
@@ -627,7 +650,7 @@ fn measure_load(plan: &Plan, env: &BenchEnv, packages: &Path, report: &mut Repor
     )?;
     report.row(
         section,
-        "… of which discover + parse the 4 `package.json`",
+        "… of which discover + load the 4 packages (JSON parse, one validator per tool)",
         &discover,
     )?;
     let what = "… (for scale: compiling 2,000 such `inputSchema` validators alone)";
@@ -833,7 +856,7 @@ impl ToolCase {
     /// stdin, stdout to EOF, wait.
     async fn run_direct(&self, env: &BenchEnv, input: &[u8]) -> Result<Vec<u8>> {
         let (program, args) = self.argv.split_first().context("empty argv")?;
-        let mut command = env.tool_command(program, &env.repo);
+        let mut command = env.tool_command(program, &env.repo)?;
         command
             .args(args)
             .stdin(Stdio::piped())
@@ -910,34 +933,111 @@ impl ToolCase {
 struct CallSamples {
     direct: Vec<Duration>,
     mcp: Vec<Duration>,
+    runner: Vec<Duration>,
     cli: Vec<Duration>,
 }
 
-/// Interleaved rounds: direct, then MCP, then (every `cli_every`-th round) the CLI.
+/// What else a round runs besides the direct run and the MCP call.
+#[derive(Default)]
+struct Extras<'a> {
+    /// The CLI one-shot, in every n-th round.
+    cli_every: Option<usize>,
+    /// capmux's runner called in this process: no MCP, no capmux process.
+    runner: Option<&'a InProcess>,
+}
+
+/// capmux's `Runner` in this process, over one package.
+struct InProcess {
+    server: capmux::Server,
+}
+
+impl InProcess {
+    /// Loads `package` (alone) under the config file `config`, as `capmux serve` would.
+    fn load(package: &Path, config: &Path, cwd: &Path) -> Result<InProcess> {
+        let mut config = Config::read(config)?;
+        config.user_packages = false;
+        let options = Options {
+            config: None,
+            overrides: Overrides {
+                packages: vec![package.to_path_buf()],
+                no_bundled: true,
+                only_explicit: true,
+            },
+            cwd: cwd.to_path_buf(),
+        };
+        let loaded = capmux::load_with(config, &options);
+        if let Some(error) = loaded.diagnostics.iter().find(|d| d.is_error()) {
+            bail!("loading {} failed: {error}", package.display());
+        }
+        let server = capmux::Server::new(loaded.pool, &loaded.config, cwd.to_path_buf());
+        Ok(InProcess { server })
+    }
+
+    /// Calls `public` with the bench's arguments; returns its text, or fails on a tool error.
+    async fn call(&self, public: &str) -> Result<String> {
+        let pool = self.server.pool();
+        let (active, tool) = pool
+            .tool(public)
+            .with_context(|| format!("no tool {public}"))?;
+        let arguments = Some(text_arguments(TEXT));
+        let result = self
+            .server
+            .runner()
+            .call(active, tool, public, arguments, CancellationToken::new())
+            .await;
+        result_text(public, &result)
+    }
+}
+
+/// One checked direct run.
+async fn run_direct(env: &BenchEnv, case: &ToolCase, input: &[u8]) -> Result<Duration> {
+    let (elapsed, out) = timed(bounded("direct run", case.run_direct(env, input))).await?;
+    case.check_direct(&out)?;
+    Ok(elapsed)
+}
+
+/// One checked `tools/call` through capmux.
+async fn call_mcp(server: &Capmux, case: &ToolCase) -> Result<Duration> {
+    let call = server.call_tool(case.public, text_arguments(TEXT));
+    let (elapsed, text) = timed(bounded("tools/call", call)).await?;
+    case.check_text("MCP", &text)?;
+    Ok(elapsed)
+}
+
+/// Interleaved rounds: direct and MCP (alternating which goes first), then the extras (the
+/// CLI only every n-th round).
 async fn compare(
     env: &BenchEnv,
     server: &Capmux,
     case: &ToolCase,
     warmup: usize,
     rounds: usize,
-    cli_every: Option<usize>,
+    extras: &Extras<'_>,
 ) -> Result<CallSamples> {
     let input = case.input()?;
     let mut samples = CallSamples::default();
     for round in 0..warmup + rounds {
         let keep = round >= warmup;
-        let (direct, out) = timed(bounded("direct run", case.run_direct(env, &input))).await?;
-        case.check_direct(&out)?;
-
-        let call = server.call_tool(case.public, text_arguments(TEXT));
-        let (mcp, text) = timed(bounded("tools/call", call)).await?;
-        case.check_text("MCP", &text)?;
-
+        // Who goes first alternates, so that neither side always runs right after the other.
+        let (direct, mcp) = if round % 2 == 0 {
+            let direct = run_direct(env, case, &input).await?;
+            (direct, call_mcp(server, case).await?)
+        } else {
+            let mcp = call_mcp(server, case).await?;
+            (run_direct(env, case, &input).await?, mcp)
+        };
         if keep {
             samples.direct.push(direct);
             samples.mcp.push(mcp);
         }
-        if let Some(every) = cli_every
+        if let Some(runner) = extras.runner {
+            let (elapsed, text) = timed(bounded("Runner::call", runner.call(case.public))).await?;
+            case.check_text("the in-process runner", &text)?;
+            if keep {
+                samples.runner.push(elapsed);
+            }
+        }
+        if let Some(every) = extras.cli_every
             && (round < warmup || (round - warmup).is_multiple_of(every))
         {
             let (cli, out) = timed(bounded("capmux call", case.run_cli(env, &input))).await?;
@@ -958,21 +1058,37 @@ async fn measure_calls_and_hops(
 ) -> Result<()> {
     let server = Capmux::start(env, &[], &env.repo).await?;
 
-    let mut cases = vec![(ToolCase::word_count(), plan.calls, Some(plan.cli_every))];
+    let with_cli = Extras {
+        cli_every: Some(plan.cli_every),
+        ..Extras::default()
+    };
+    let mut cases = vec![(ToolCase::word_count(), plan.calls, with_cli)];
     if args.node {
-        cases.push((ToolCase::sha256(), plan.node_calls, None));
+        cases.push((ToolCase::sha256(), plan.node_calls, Extras::default()));
     }
-    for (case, rounds, cli_every) in &cases {
+    for (case, rounds, extras) in &cases {
         progress(&format!("{} calls: direct vs capmux", case.label));
-        let samples = compare(env, &server, case, plan.call_warmup, *rounds, *cli_every).await?;
+        let samples = compare(env, &server, case, plan.call_warmup, *rounds, extras).await?;
         report.call(case, &samples)?;
     }
 
-    progress("cat calls (the floor): direct vs capmux");
-    let floor_args = env.write_cat_package()?;
+    progress("cat calls (the floor): direct vs capmux vs in-process runner");
+    let (package, config) = env.write_cat_package()?;
+    let floor_args: Vec<OsString> = vec![
+        "--no-bundled".into(),
+        "--package".into(),
+        package.clone().into(),
+        "--config".into(),
+        config.clone().into(),
+    ];
     let floor = Capmux::start(env, &floor_args, env.work.path()).await?;
+    let runner = InProcess::load(&package, &config, env.work.path())?;
+    let extras = Extras {
+        runner: Some(&runner),
+        ..Extras::default()
+    };
     let case = ToolCase::cat();
-    let samples = compare(env, &floor, &case, plan.call_warmup, plan.calls, None).await?;
+    let samples = compare(env, &floor, &case, plan.call_warmup, plan.calls, &extras).await?;
     report.call(&case, &samples)?;
     floor.stop().await?;
 
@@ -1048,6 +1164,18 @@ impl Stats {
     }
 }
 
+/// The median of `a[i] − b[i]` over paired samples, in seconds.
+fn paired_median(a: &[Duration], b: &[Duration]) -> Result<f64> {
+    ensure!(a.len() == b.len() && !a.is_empty(), "unpaired samples");
+    let mut diffs: Vec<f64> = a
+        .iter()
+        .zip(b)
+        .map(|(x, y)| x.as_secs_f64() - y.as_secs_f64())
+        .collect();
+    diffs.sort_by(f64::total_cmp);
+    Ok(diffs[diffs.len() / 2])
+}
+
 /// Nearest-rank percentile of sorted, non-empty samples.
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     let rank = (p / 100.0 * sorted.len() as f64).ceil() as usize;
@@ -1104,6 +1232,9 @@ struct Comparison {
     label: &'static str,
     direct: Stats,
     mcp: Stats,
+    /// Median of the per-round differences MCP − direct, in seconds: the rounds are
+    /// interleaved, so this cancels slow drifts of the machine's load.
+    paired_added: f64,
     cli: Option<Stats>,
 }
 
@@ -1124,6 +1255,12 @@ impl Report {
             ),
             format!("capmux binary: `{}`", env.bin.display()),
         ];
+        if let Some(newer) = &env.stale {
+            header.push(format!(
+                "**warning: the binary is older than `{}`: it may not be the current code**",
+                newer.display()
+            ));
+        }
         let mut programs = vec!["python3"];
         if args.node {
             programs.push("node");
@@ -1153,6 +1290,10 @@ impl Report {
         self.row(Section::Call, &direct, &samples.direct)?;
         let mcp = format!("{label} via capmux MCP `tools/call` `{}`", case.public);
         self.row(Section::Call, &mcp, &samples.mcp)?;
+        if !samples.runner.is_empty() {
+            let what = format!("{label} via capmux's `Runner::call` in this process (no MCP)");
+            self.row(Section::Call, &what, &samples.runner)?;
+        }
         let cli = if samples.cli.is_empty() {
             None
         } else {
@@ -1167,6 +1308,7 @@ impl Report {
             label,
             direct: Stats::of(&samples.direct)?,
             mcp: Stats::of(&samples.mcp)?,
+            paired_added: paired_median(&samples.mcp, &samples.direct)?,
             cli,
         });
         Ok(())
@@ -1224,13 +1366,12 @@ impl Report {
     fn render_comparisons(&self, out: &mut String) -> Result<()> {
         writeln!(
             out,
-            "\n| tool | direct p50 | capmux MCP p50 | added by capmux (p50) | ratio (p50) | added (mean) | CLI p50 | CLI added (p50) |"
+            "\n| tool | direct p50 | capmux MCP p50 | added by capmux (p50 − p50) | ratio (p50) | added (paired median) | CLI p50 | CLI added (p50) |"
         )?;
         writeln!(out, "|---|---:|---:|---:|---:|---:|---:|---:|")?;
         for c in &self.comparisons {
             let direct = c.direct.p50.as_secs_f64();
             let added = c.mcp.p50.as_secs_f64() - direct;
-            let added_mean = c.mcp.mean.as_secs_f64() - c.direct.mean.as_secs_f64();
             let (cli, cli_added) = match c.cli {
                 Some(cli) => (show(cli.p50), show_signed(cli.p50.as_secs_f64() - direct)),
                 None => ("-".into(), "-".into()),
@@ -1243,7 +1384,7 @@ impl Report {
                 show(c.mcp.p50),
                 show_signed(added),
                 c.mcp.p50.as_secs_f64() / direct,
-                show_signed(added_mean),
+                show_signed(c.paired_added),
                 cli,
                 cli_added
             )?;

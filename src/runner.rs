@@ -36,7 +36,7 @@ const STDERR_TAIL: usize = 4096;
 const DRAIN_GRACE: Duration = Duration::from_millis(500);
 
 /// Host environment variables a command tool may see.
-const ENV_ALLOW: &[&str] = &["PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR"];
+pub const ENV_ALLOW: &[&str] = &["PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR"];
 
 /// What every call shares: where the user works and how much output to pass on.
 #[derive(Debug, Clone)]

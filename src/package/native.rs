@@ -8,7 +8,7 @@
 //! for the whole package. Unknown keys are warnings; a bad item is dropped with an error and
 //! its siblings load.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -71,6 +71,8 @@ struct Reader<'a> {
     package: String,
     /// The manifest object's key (`capmux` or `aionui`), the first part of every JSON path.
     key: &'static str,
+    /// Programs already looked up on `PATH`: a package of 500 tools asks for `python3` once.
+    on_path: HashMap<String, bool>,
     diagnostics: Vec<Diagnostic>,
 }
 
@@ -235,6 +237,7 @@ pub fn load(root: &Path, manifest: &Path, source: Source) -> Loaded {
         manifest,
         package: folder_name.clone(),
         key: "capmux",
+        on_path: HashMap::new(),
         diagnostics: Vec::new(),
     };
     let package = read_package(&mut reader, root, source, folder_name).ok();
@@ -825,7 +828,12 @@ fn check_command_files(r: &mut Reader<'_>, argv: &[String], at: &str) {
             if resolve(r.root, arg).is_err() {
                 r.warn(format!("{at}[{i}]: `{arg}` does not exist in the package"));
             }
-        } else if i == 0 && which::which(arg).is_err() {
+        } else if i == 0
+            && !*r
+                .on_path
+                .entry(arg.clone())
+                .or_insert_with(|| which::which(arg).is_ok())
+        {
             r.warn(format!(
                 "{at}[0]: `{arg}` is not on PATH here; the tool fails until it is installed"
             ));
