@@ -38,6 +38,11 @@ pub struct Config {
     /// More package roots, or folders of package roots, served with `--package` ones.
     #[serde(default)]
     pub package_paths: Vec<PathBuf>,
+    /// The folder of bundled skills; default `skills/` in the working directory.
+    pub skills_dir: Option<PathBuf>,
+    /// More skill folders or folders of skills, e.g. `~/.agents/skills`, `~/.claude/skills`.
+    #[serde(default)]
+    pub skill_paths: Vec<PathBuf>,
     /// Whether to read the user's package folder (`$XDG_DATA_HOME/capmux/packages`).
     #[serde(default = "default_true")]
     pub user_packages: bool,
@@ -174,8 +179,13 @@ impl Config {
         })
     }
 
-    /// `path` resolved against the config file's folder.
+    /// `path` resolved against the config file's folder; a leading `~/` is the home folder.
     pub fn resolve(&self, path: &Path) -> PathBuf {
+        if let Ok(rest) = path.strip_prefix("~")
+            && let Some(home) = home()
+        {
+            return home.join(rest);
+        }
         if path.is_absolute() {
             path.to_path_buf()
         } else {

@@ -1,10 +1,12 @@
 //! Discovery: from the configured sources to the packages they hold.
 //!
-//! A source path is either a package root or a folder whose sub-folders are package roots
-//! (`plugins/`, the user's package folder). Sources come in precedence order: explicit paths
-//! (`--package`, `package_paths`), the project's `.capmux/packages/`, the user's folder, then
-//! the bundled `plugins/`. When two roots hold the same package id, the first keeps it and
-//! the later one is reported as shadowed, never silently dropped.
+//! A source path is either a package root (a package.json, a SKILL.md, or a folder of skill
+//! folders) or a folder whose sub-folders are package roots (`plugins/`, the user's package
+//! folder). Sources come in precedence order: explicit paths (`--package`, `package_paths`,
+//! `skill_paths`), the project's `.capmux/packages/` and `.capmux/skills/`, the user's
+//! `packages/` and `skills/` folders, then the bundled `plugins/` and `skills/`. When two
+//! roots hold the same package id, the first keeps it and the later one is reported as
+//! shadowed, never silently dropped.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -20,6 +22,8 @@ pub struct Root {
     pub source: Source,
     /// An explicit path must exist; the default folders may be absent.
     pub required: bool,
+    /// The package id of a skill folder found here (skill folders carry no name).
+    pub id: Option<String>,
 }
 
 /// Options of the command line that add to or remove from the config's sources.
@@ -42,40 +46,59 @@ pub fn roots(config: &Config, overrides: &Overrides, cwd: &Path) -> Vec<Root> {
             path: absolute(cwd, p),
             source: Source::Explicit,
             required: true,
+            id: None,
         })
         .collect();
     if overrides.only_explicit {
         return roots;
     }
-    roots.extend(config.package_paths.iter().map(|p| Root {
+    let explicit = config.package_paths.iter().chain(&config.skill_paths);
+    roots.extend(explicit.map(|p| Root {
         path: config.resolve(p),
         source: Source::Explicit,
         required: true,
+        id: None,
     }));
-    roots.push(Root {
-        path: cwd.join(".capmux").join("packages"),
-        source: Source::Project,
+    let optional = |path: PathBuf, source: Source, id: Option<&str>| Root {
+        path,
+        source,
         required: false,
-    });
+        id: id.map(str::to_owned),
+    };
+    roots.push(optional(
+        cwd.join(".capmux").join("packages"),
+        Source::Project,
+        None,
+    ));
+    roots.push(optional(
+        cwd.join(".capmux").join("skills"),
+        Source::Project,
+        Some("project-skills"),
+    ));
     if config.user_packages
         && let Some(data) = config::data_home()
     {
-        roots.push(Root {
-            path: data.join("capmux").join("packages"),
-            source: Source::User,
-            required: false,
-        });
+        let home = data.join("capmux");
+        roots.push(optional(home.join("packages"), Source::User, None));
+        roots.push(optional(
+            home.join("skills"),
+            Source::User,
+            Some("user-skills"),
+        ));
     }
     if !overrides.no_bundled {
-        let (path, required) = match &config.plugins_dir {
-            Some(dir) => (config.resolve(dir), true),
-            None => (cwd.join("plugins"), false),
-        };
-        roots.push(Root {
-            path,
-            source: Source::Bundled,
-            required,
-        });
+        let bundled =
+            |configured: &Option<PathBuf>, default: &str, id: Option<&str>| match configured {
+                Some(dir) => Root {
+                    path: config.resolve(dir),
+                    source: Source::Bundled,
+                    required: true,
+                    id: id.map(str::to_owned),
+                },
+                None => optional(cwd.join(default), Source::Bundled, id),
+            };
+        roots.push(bundled(&config.plugins_dir, "plugins", None));
+        roots.push(bundled(&config.skills_dir, "skills", Some("capmux-skills")));
     }
     roots
 }
@@ -95,7 +118,12 @@ pub fn discover(roots: &[Root]) -> (Vec<Package>, Vec<Diagnostic>) {
     let mut seen: BTreeMap<String, PathBuf> = BTreeMap::new();
     for root in roots {
         for dir in package_dirs(root, &mut diagnostics) {
-            let loaded = package::load(&dir, root.source);
+            let id = if dir == root.path {
+                root.id.as_deref()
+            } else {
+                None
+            };
+            let loaded = package::load(&dir, root.source, id);
             diagnostics.extend(loaded.diagnostics);
             let Some(package) = loaded.package else {
                 continue;
@@ -166,7 +194,7 @@ fn package_dirs(root: &Root, diagnostics: &mut Vec<Diagnostic>) -> Vec<PathBuf> 
         } else {
             diagnostics.push(Diagnostic::warning(
                 &dir,
-                "no package manifest here (package.json with a \"capmux\" object); the folder is skipped",
+                "no package here (a package.json with a \"capmux\" object, a SKILL.md, or skill folders); the folder is skipped",
             ));
         }
     }

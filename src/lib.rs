@@ -10,11 +10,13 @@ pub mod config;
 pub mod diagnostic;
 pub mod discover;
 pub mod expand;
+pub mod export;
 pub mod names;
 pub mod package;
 pub mod pool;
 pub mod runner;
 pub mod server;
+pub mod skills;
 pub mod system_prompt;
 
 use std::future::Future;

@@ -80,6 +80,9 @@ enum Command {
         #[arg(default_value = "{}")]
         arguments: String,
     },
+    /// List the skills every client gets, or export them into a client's skills folder.
+    #[command(subcommand)]
+    Skills(SkillsCommand),
     /// Print the JSON Schema of the native manifest (the "capmux" object of package.json).
     #[command(after_help = "Example:\n  capmux schema > capmux-manifest.schema.json")]
     Schema,
@@ -92,6 +95,22 @@ enum Command {
         /// Print the parts with their origins as JSON.
         #[arg(long)]
         json: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum SkillsCommand {
+    /// List every skill with its public name, package and SKILL.md resource.
+    #[command(after_help = "Example:\n  capmux skills list")]
+    List,
+    /// Write every active skill as DIR/<name>/, for clients that load skills from a folder.
+    #[command(
+        after_help = "Examples:\n  capmux skills export --to ~/.claude/skills\n  capmux skills export --to ~/.agents/skills\n\nOnly folders capmux wrote are ever changed or removed (see DIR/.capmux-skills.json);\nrunning it again changes nothing unless a skill changed."
+    )]
+    Export {
+        /// The skills folder to write into.
+        #[arg(long, value_name = "DIR")]
+        to: PathBuf,
     },
 }
 
@@ -156,6 +175,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::List { json } => list(&load()?, &cwd, json),
         Command::Tools { json } => tools(&load()?, json),
         Command::Call { name, arguments } => call(load()?, cwd, &name, &arguments),
+        Command::Skills(SkillsCommand::List) => skills_list(&load()?),
+        Command::Skills(SkillsCommand::Export { to }) => skills_export(&load()?, &cwd, &to),
         Command::Schema => {
             out(&capmux::package::schema::manifest_schema())?;
             Ok(ExitCode::SUCCESS)
@@ -239,13 +260,14 @@ fn check(loaded: &Loaded, cwd: &std::path::Path) -> anyhow::Result<ExitCode> {
     for active in &loaded.pool.packages {
         let p = &active.package;
         text.push_str(&format!(
-            "checked {} {} ({}): {} tools, {} prompts, {} system prompts, {} servers, {} hooks\n",
+            "checked {} {} ({}): {} tools, {} prompts, {} system prompts, {} skills, {} servers, {} hooks\n",
             p.id,
             p.version.as_deref().unwrap_or("-"),
             p.format,
             p.tools.len(),
             p.prompts.len(),
             p.system_prompts.len(),
+            p.skills.len(),
             p.mcp_servers.len(),
             p.hooks.len(),
         ));
@@ -280,6 +302,7 @@ fn list(loaded: &Loaded, cwd: &std::path::Path, json: bool) -> anyhow::Result<Ex
                     "permissions": p.permissions, "granted": a.grants,
                     "tools": p.tools.len(), "prompts": p.prompts.len(),
                     "systemPrompts": p.system_prompts.len(), "mcpServers": p.mcp_servers.len(),
+                    "skills": p.skills.iter().map(|s| &s.name).collect::<Vec<_>>(),
                     "hooks": p.hooks.len(),
                     "diagnostics": loaded.diagnostics.iter()
                         .filter(|d| d.package.as_deref() == Some(&p.id)).collect::<Vec<_>>(),
@@ -290,13 +313,21 @@ fn list(loaded: &Loaded, cwd: &std::path::Path, json: bool) -> anyhow::Result<Ex
         return Ok(ExitCode::SUCCESS);
     }
     let mut text = format!(
-        "{:<32} {:<14} {:<9} {:<10} {:<8} {:>5} {:>7} {:>6}\n",
-        "PACKAGE", "NAMESPACE", "VERSION", "FORMAT", "SOURCE", "TOOLS", "PROMPTS", "SYSTEM"
+        "{:<32} {:<14} {:<9} {:<10} {:<8} {:>5} {:>7} {:>6} {:>6}\n",
+        "PACKAGE",
+        "NAMESPACE",
+        "VERSION",
+        "FORMAT",
+        "SOURCE",
+        "TOOLS",
+        "PROMPTS",
+        "SYSTEM",
+        "SKILLS"
     );
     for a in &pool.packages {
         let p = &a.package;
         text.push_str(&format!(
-            "{:<32} {:<14} {:<9} {:<10} {:<8} {:>5} {:>7} {:>6}{}\n",
+            "{:<32} {:<14} {:<9} {:<10} {:<8} {:>5} {:>7} {:>6} {:>6}{}\n",
             p.id,
             a.namespace,
             p.version.as_deref().unwrap_or("-"),
@@ -305,6 +336,7 @@ fn list(loaded: &Loaded, cwd: &std::path::Path, json: bool) -> anyhow::Result<Ex
             p.tools.len(),
             p.prompts.len(),
             p.system_prompts.len(),
+            p.skills.len(),
             if a.enabled { "" } else { "  (disabled)" },
         ));
     }
@@ -321,15 +353,13 @@ fn tools(loaded: &Loaded, json: bool) -> anyhow::Result<ExitCode> {
     let rows: Vec<(String, String, String, &rmcp::model::Tool)> = pool
         .tools
         .iter()
-        .filter_map(|(public, entry)| {
-            let (active, tool) = pool.tool(public)?;
+        .map(|(public, entry)| {
+            let origin = match pool.tool(public) {
+                Some((active, tool)) => format!("{}: {}", active.package.id, tool.name),
+                None => "capmux: skills".to_owned(),
+            };
             let description = entry.item.description.as_deref().unwrap_or("").to_owned();
-            Some((
-                public.clone(),
-                format!("{}: {}", active.package.id, tool.name),
-                description,
-                &entry.item,
-            ))
+            (public.clone(), origin, description, &entry.item)
         })
         .collect();
     if json {
@@ -353,25 +383,55 @@ fn tools(loaded: &Loaded, json: bool) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+fn skills_list(loaded: &Loaded) -> anyhow::Result<ExitCode> {
+    let pool = &loaded.pool;
+    let mut text = String::new();
+    for (public, entry) in &pool.skills {
+        let package = &pool.packages[entry.package].package.id;
+        text.push_str(&format!("{public:<44} {package:<28} {}\n", entry.uri));
+    }
+    text.push_str(&format!("{} skills", pool.skills.len()));
+    out(&text)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn skills_export(
+    loaded: &Loaded,
+    cwd: &std::path::Path,
+    to: &std::path::Path,
+) -> anyhow::Result<ExitCode> {
+    let report = capmux::export::export(&loaded.pool, &cwd.join(to))?;
+    let mut text = show_diagnostics(&report.diagnostics, cwd);
+    for (what, names) in [
+        ("written", &report.written),
+        ("unchanged", &report.unchanged),
+        ("removed", &report.removed),
+    ] {
+        if !names.is_empty() {
+            text.push_str(&format!("{what}: {}\n", names.join(", ")));
+        }
+    }
+    text.push_str(&format!(
+        "{} written, {} unchanged, {} removed, {} not exported",
+        report.written.len(),
+        report.unchanged.len(),
+        report.removed.len(),
+        report.diagnostics.len()
+    ));
+    out(&text)?;
+    Ok(ExitCode::SUCCESS)
+}
+
 fn call(loaded: Loaded, cwd: PathBuf, name: &str, arguments: &str) -> anyhow::Result<ExitCode> {
     let arguments: serde_json::Value =
         serde_json::from_str(arguments).context("the arguments are not valid JSON")?;
     let serde_json::Value::Object(arguments) = arguments else {
         bail!("the arguments must be a JSON object, like '{{\"text\": \"hi\"}}'");
     };
-    if loaded.pool.tool(name).is_none() {
-        bail!("unknown tool `{name}`; `capmux tools` lists them");
-    }
     let server = Server::new(loaded.pool, &loaded.config, cwd);
-    let pool = server.pool();
-    let (active, tool) = pool.tool(name).context("tool vanished")?;
-    let result = runtime()?.block_on(server.runner().call(
-        active,
-        tool,
-        name,
-        Some(arguments),
-        CancellationToken::new(),
-    ));
+    let result = runtime()?
+        .block_on(server.call(name, Some(arguments), CancellationToken::new()))
+        .with_context(|| format!("unknown tool `{name}`; `capmux tools` lists them"))?;
     let text: Vec<String> = result
         .content
         .iter()

@@ -16,7 +16,9 @@ use sha2::{Digest, Sha256};
 use crate::config::Config;
 use crate::diagnostic::Diagnostic;
 use crate::names::{self, Names, QualifiedName};
+use crate::package::skill::Skill;
 use crate::package::{Package, Permission, Source};
+use crate::skills;
 use crate::system_prompt::{self, Part, SystemPrompt};
 
 /// A package as served: the package plus what the user decided about it.
@@ -47,6 +49,10 @@ impl Active {
 pub enum ToolRoute {
     /// `packages[package].package.tools[tool]`, run as a command.
     Command { package: usize, tool: usize },
+    /// capmux's own: load a skill by name.
+    LoadSkill,
+    /// capmux's own: read one file of a skill.
+    ReadSkillFile,
 }
 
 /// What stands behind a public prompt name.
@@ -58,6 +64,11 @@ pub enum PromptRoute {
     },
     /// The merged system prompt.
     System,
+    /// A user-invocable skill: its body.
+    Skill {
+        package: usize,
+        skill: usize,
+    },
 }
 
 /// What stands behind a resource URI.
@@ -65,6 +76,23 @@ pub enum PromptRoute {
 pub enum ResourceRoute {
     /// The merged system prompt.
     SystemPrompt,
+    /// A file of a skill.
+    SkillFile {
+        package: usize,
+        skill: usize,
+        file: usize,
+    },
+}
+
+/// A skill as served: where it is and the URIs of its folder and entry file.
+#[derive(Debug, Clone)]
+pub struct SkillEntry {
+    pub package: usize,
+    pub skill: usize,
+    /// `skill://<namespace>/<skill>/`
+    pub base_uri: String,
+    /// The URI of its SKILL.md.
+    pub uri: String,
 }
 
 /// One listed item: its MCP shape and its route.
@@ -82,6 +110,8 @@ pub struct Pool {
     pub tools: BTreeMap<String, Entry<mcp::Tool, ToolRoute>>,
     pub prompts: BTreeMap<String, Entry<mcp::Prompt, PromptRoute>>,
     pub resources: BTreeMap<String, Entry<mcp::Resource, ResourceRoute>>,
+    /// Skills by public name.
+    pub skills: BTreeMap<String, SkillEntry>,
     pub system_prompt: SystemPrompt,
     /// What went wrong while merging (collisions, settings); the loader's come separately.
     pub diagnostics: Vec<Diagnostic>,
@@ -90,6 +120,8 @@ pub struct Pool {
     /// Public prompt names; MCP keeps tools and prompts apart, so a tool and a prompt of
     /// one package may share a name.
     pub prompt_names: Names,
+    /// Public skill names (also the names of their prompts).
+    pub skill_names: Names,
 }
 
 /// A page of a sorted map: the items after `cursor`, and the cursor of the next page.
@@ -121,6 +153,7 @@ impl Pool {
         let mut pool = Pool {
             tool_names: Names::new(config.name_budget()),
             prompt_names: Names::new(config.name_budget()),
+            skill_names: Names::new(config.name_budget()),
             ..Pool::default()
         };
         let data_root = config.data_dir();
@@ -155,7 +188,11 @@ impl Pool {
             });
         }
         pool.register_items();
+        pool.register_skills();
         pool.system_prompt = system_prompt_of(&pool.packages, config, &mut pool.diagnostics);
+        if let Some(index) = pool.skills_index() {
+            pool.system_prompt.parts.push(index);
+        }
         pool.register_own_items();
         pool
     }
@@ -383,13 +420,164 @@ impl Pool {
         );
     }
 
-    /// The package and tool behind a public tool name.
+    /// Every skill's files as resources, a prompt per user-invocable skill, and the two
+    /// skill tools when there is any skill.
+    fn register_skills(&mut self) {
+        for (p, active) in self.packages.iter().enumerate() {
+            if !active.enabled {
+                continue;
+            }
+            for (s, skill) in active.package.skills.iter().enumerate() {
+                let qualified = QualifiedName::new(&active.namespace, &skill.name);
+                let Some(public) = claim(
+                    &mut self.skill_names,
+                    &mut self.diagnostics,
+                    active,
+                    qualified.clone(),
+                    "skill",
+                ) else {
+                    continue;
+                };
+                let base_uri = skills::uri(&active.namespace, &skill.name, "");
+                let entry_uri = skills::uri(&active.namespace, &skill.name, skill.entry());
+                for (f, file) in skill.files.iter().enumerate() {
+                    let uri = skills::uri(&active.namespace, &skill.name, &file.path);
+                    let mut meta = mcp::MetaObject::new();
+                    meta.0.insert("digest".into(), file.digest.clone().into());
+                    let mut resource = mcp::Resource::new(&uri, format!("{public}/{}", file.path))
+                        .with_mime_type(file.mime)
+                        .with_size(file.size)
+                        .with_meta(meta);
+                    if uri == entry_uri {
+                        resource = resource
+                            .with_title(public.clone())
+                            .with_description(skill.description.clone());
+                    }
+                    self.resources.insert(
+                        uri,
+                        Entry {
+                            item: resource,
+                            route: ResourceRoute::SkillFile {
+                                package: p,
+                                skill: s,
+                                file: f,
+                            },
+                        },
+                    );
+                }
+                if skill.user_invocable
+                    && claim(
+                        &mut self.prompt_names,
+                        &mut self.diagnostics,
+                        active,
+                        qualified,
+                        "skill prompt",
+                    )
+                    .is_some()
+                {
+                    let argument =
+                        mcp::PromptArgument::new("arguments")
+                            .with_required(false)
+                            .with_description(skill.argument_hint.clone().unwrap_or_else(|| {
+                                "what to do with the skill ($ARGUMENTS)".into()
+                            }));
+                    let item = mcp::Prompt::new(
+                        public.clone(),
+                        Some(skill.description.clone()),
+                        Some(vec![argument]),
+                    );
+                    self.prompts.insert(
+                        public.clone(),
+                        Entry {
+                            item,
+                            route: PromptRoute::Skill {
+                                package: p,
+                                skill: s,
+                            },
+                        },
+                    );
+                }
+                self.skills.insert(
+                    public,
+                    SkillEntry {
+                        package: p,
+                        skill: s,
+                        base_uri,
+                        uri: entry_uri,
+                    },
+                );
+            }
+        }
+        if self.skills.is_empty() {
+            return;
+        }
+        let names: Vec<String> = self.skills.keys().cloned().collect();
+        let own = |item: &str| {
+            names::format(
+                &QualifiedName::new(names::RESERVED_NAMESPACE, item),
+                usize::MAX,
+            )
+        };
+        let load = own(skills::LOAD_TOOL);
+        let read = own(skills::READ_TOOL);
+        self.tools.insert(
+            load.clone(),
+            Entry {
+                item: skills::load_tool(&load, &names),
+                route: ToolRoute::LoadSkill,
+            },
+        );
+        self.tools.insert(
+            read.clone(),
+            Entry {
+                item: skills::read_tool(&read),
+                route: ToolRoute::ReadSkillFile,
+            },
+        );
+    }
+
+    /// The skills index as the last part of the system prompt.
+    fn skills_index(&self) -> Option<Part> {
+        if self.skills.is_empty() {
+            return None;
+        }
+        let listed: Vec<(String, String, String)> = self
+            .skills
+            .iter()
+            .map(|(public, entry)| {
+                (
+                    public.clone(),
+                    self.skill(entry).description.clone(),
+                    entry.uri.clone(),
+                )
+            })
+            .collect();
+        let load_tool = names::format(
+            &QualifiedName::new(names::RESERVED_NAMESPACE, skills::LOAD_TOOL),
+            usize::MAX,
+        );
+        Some(Part {
+            origin: "capmux: skills index".into(),
+            heading: "Skills".into(),
+            text: skills::index_text(&listed, &load_tool),
+            providers: None,
+            keep: true,
+        })
+    }
+
+    /// The skill behind an entry.
+    pub fn skill(&self, entry: &SkillEntry) -> &Skill {
+        &self.packages[entry.package].package.skills[entry.skill]
+    }
+
+    /// The package and tool behind a public name of a command tool.
     pub fn tool(&self, public: &str) -> Option<(&Active, &crate::package::Tool)> {
         match self.tools.get(public)?.route {
             ToolRoute::Command { package, tool } => {
                 let active = &self.packages[package];
                 Some((active, &active.package.tools[tool]))
             }
+            ToolRoute::LoadSkill | ToolRoute::ReadSkillFile => None,
         }
     }
 
@@ -439,6 +627,7 @@ fn system_prompt_of(
             heading: "Rules".into(),
             text: rule.trim().to_owned(),
             providers: None,
+            keep: false,
         })
         .collect();
     if let Some(file) = &config.rules_file {
@@ -449,6 +638,7 @@ fn system_prompt_of(
                 heading: "Rules".into(),
                 text: text.trim().to_owned(),
                 providers: None,
+                keep: false,
             }),
             Err(err) => diagnostics.push(Diagnostic::error(
                 &path,
@@ -474,6 +664,7 @@ fn system_prompt_of(
                     heading: package.title().to_owned(),
                     text: prompt.content.clone(),
                     providers: prompt.providers.clone(),
+                    keep: false,
                 },
             ));
         }

@@ -10,6 +10,10 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 
+use std::ops::Bound;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as BASE64;
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, ErrorData, GetPromptRequestParams, GetPromptResponse,
     GetPromptResult, Implementation, InitializeRequestParams, InitializeResult, ListPromptsResult,
@@ -17,12 +21,17 @@ use rmcp::model::{
     ReadResourceRequestParams, ReadResourceResponse, ReadResourceResult, ResourceContents, Role,
     ServerCapabilities, ServerConfig,
 };
+use rmcp::model::{
+    CallToolResult, ContentBlock, GetSkillRequestParams, GetSkillResult, ListSkillsResult, Skill,
+    SkillFrontmatter, SkillResource, SkillResources,
+};
 use rmcp::service::RequestContext;
 use rmcp::{RoleServer, ServerHandler};
 
 use crate::config::Config;
-use crate::pool::{self, PromptRoute, ResourceRoute};
+use crate::pool::{self, PromptRoute, ResourceRoute, SkillEntry, ToolRoute};
 use crate::runner::Runner;
+use crate::skills;
 use crate::system_prompt::{self, provider_for_client};
 use crate::{Pool, package};
 
@@ -61,9 +70,32 @@ impl Server {
         }
     }
 
-    /// The runner command tools go through, for the CLI's `call`.
+    /// The runner command tools go through.
     pub fn runner(&self) -> &Runner {
         &self.inner.runner
+    }
+
+    /// Calls the tool with public name `name`; `None` when there is no such tool. This is
+    /// `tools/call` without the protocol, for the CLI and for library users.
+    pub async fn call(
+        &self,
+        name: &str,
+        arguments: Option<serde_json::Map<String, serde_json::Value>>,
+        cancel: tokio_util::sync::CancellationToken,
+    ) -> Option<CallToolResult> {
+        let pool = self.pool();
+        let entry = pool.tools.get(name)?;
+        Some(match entry.route {
+            ToolRoute::Command { package, tool } => {
+                let active = &pool.packages[package];
+                let tool = &active.package.tools[tool];
+                self.inner
+                    .runner
+                    .call(active, tool, name, arguments, cancel)
+                    .await
+            }
+            route => Self::skill_tool(&pool, route, arguments.as_ref()),
+        })
     }
 
     fn provider(cx: &RequestContext<RoleServer>) -> Option<&'static str> {
@@ -72,12 +104,74 @@ impl Server {
             .and_then(|info| provider_for_client(&info.client_info.name))
     }
 
-    fn capabilities() -> ServerCapabilities {
-        ServerCapabilities::builder()
+    /// What this pool serves; the skills extension (SEP-2640) only when there are skills.
+    fn capabilities(pool: &Pool) -> ServerCapabilities {
+        let builder = ServerCapabilities::builder()
             .enable_tools()
             .enable_prompts()
-            .enable_resources()
-            .build()
+            .enable_resources();
+        if pool.skills.is_empty() {
+            builder.build()
+        } else {
+            builder.enable_skills().build()
+        }
+    }
+
+    /// A capmux skill tool: load a skill, or read one of its files.
+    fn skill_tool(
+        pool: &Pool,
+        route: ToolRoute,
+        arguments: Option<&serde_json::Map<String, serde_json::Value>>,
+    ) -> CallToolResult {
+        let arg = |name: &str| {
+            arguments
+                .and_then(|a| a.get(name))
+                .and_then(serde_json::Value::as_str)
+        };
+        let error = |text: String| CallToolResult::error(vec![ContentBlock::text(text)]);
+        let Some(name) = arg(if route == ToolRoute::LoadSkill {
+            "name"
+        } else {
+            "skill"
+        }) else {
+            return error("give the skill's name, as in the skills index".into());
+        };
+        let Some(entry) = pool.skills.get(name) else {
+            let known: Vec<&str> = pool.skills.keys().map(String::as_str).collect();
+            return error(format!(
+                "unknown skill `{name}`; the skills are: {}",
+                known.join(", ")
+            ));
+        };
+        let skill = pool.skill(entry);
+        if route == ToolRoute::LoadSkill {
+            return CallToolResult::success(vec![ContentBlock::text(skills::load_text(
+                name,
+                skill,
+                &entry.base_uri,
+            ))]);
+        }
+        let Some(path) = arg("path") else {
+            return error("give the file's `path` relative to the skill folder".into());
+        };
+        let file = match skills::find_file(skill, name, path) {
+            Ok(file) => file,
+            Err(message) => return error(message),
+        };
+        match skills::read_file(skill, file) {
+            Ok(bytes) if package::skill::is_text(file.mime) => match String::from_utf8(bytes) {
+                Ok(text) => CallToolResult::success(vec![ContentBlock::text(text)]),
+                Err(_) => error(format!("`{path}` is not UTF-8 text")),
+            },
+            Ok(bytes) => CallToolResult::success(vec![ContentBlock::text(format!(
+                "`{path}` is a binary file ({}, {} bytes); read the resource {}{} instead",
+                file.mime,
+                bytes.len(),
+                entry.base_uri,
+                skills::encode_path(&file.path)
+            ))]),
+            Err(message) => error(message),
+        }
     }
 }
 
@@ -157,6 +251,31 @@ fn fill_placeholders<'v>(text: &str, value: impl Fn(&str) -> Option<&'v str>) ->
     out
 }
 
+/// A skill as `skills/list` and `skills/get` describe it (SEP-2640).
+fn skill_entry(pool: &Pool, public: &str, entry: &SkillEntry) -> Skill {
+    let skill = pool.skill(entry);
+    let mut frontmatter = SkillFrontmatter::new(skill.name.clone(), skill.description.clone());
+    for (key, value) in &skill.frontmatter {
+        if key != "name" && key != "description" {
+            frontmatter.extra.insert(key.clone(), value.clone());
+        }
+    }
+    let files = skill
+        .files
+        .iter()
+        .map(|f| {
+            SkillResource::new(
+                format!("{}{}", entry.base_uri, skills::encode_path(&f.path)),
+                f.digest.clone(),
+                f.size,
+            )
+        })
+        .collect();
+    let mut meta = rmcp::model::MetaObject::new();
+    meta.0.insert("name".into(), public.into());
+    Skill::new(entry.uri.clone(), frontmatter, SkillResources::Files(files)).with_meta(meta)
+}
+
 fn cursor(request: Option<PaginatedRequestParams>) -> Option<String> {
     request.and_then(|r| r.cursor)
 }
@@ -164,7 +283,7 @@ fn cursor(request: Option<PaginatedRequestParams>) -> Option<String> {
 impl ServerHandler for Server {
     fn get_info(&self) -> ServerConfig {
         let pool = self.pool();
-        ServerConfig::new(Self::capabilities())
+        ServerConfig::new(Self::capabilities(&pool))
             .with_server_info(
                 Implementation::new("capmux", env!("CARGO_PKG_VERSION"))
                     .with_title("capmux")
@@ -215,25 +334,16 @@ impl ServerHandler for Server {
         request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
-        let pool = self.pool();
-        let Some((active, tool)) = pool.tool(&request.name) else {
-            return Err(ErrorData::invalid_params(
+        match self
+            .call(&request.name, request.arguments, context.ct.clone())
+            .await
+        {
+            Some(result) => Ok(result.into()),
+            None => Err(ErrorData::invalid_params(
                 format!("unknown tool `{}`", request.name),
                 None,
-            ));
-        };
-        let result = self
-            .inner
-            .runner
-            .call(
-                active,
-                tool,
-                &request.name,
-                request.arguments,
-                context.ct.clone(),
-            )
-            .await;
-        Ok(result.into())
+            )),
+        }
     }
 
     async fn list_prompts(
@@ -269,6 +379,19 @@ impl ServerHandler for Server {
                 entry.item.description.clone(),
                 pool.system_prompt.render(Self::provider(&context)),
             ),
+            PromptRoute::Skill { package, skill } => {
+                let skill = &pool.packages[package].package.skills[skill];
+                let arguments = request
+                    .arguments
+                    .as_ref()
+                    .and_then(|a| a.get("arguments"))
+                    .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_owned))
+                    .unwrap_or_default();
+                (
+                    Some(skill.description.clone()),
+                    skills::prompt_text(skill, &arguments),
+                )
+            }
             PromptRoute::Package { package, prompt } => {
                 let prompt = &pool.packages[package].package.prompts[prompt];
                 let text = render_prompt(&request.name, prompt, request.arguments.as_ref())
@@ -315,8 +438,74 @@ impl ServerHandler for Server {
                 system_prompt::RESOURCE_URI,
             )
             .with_mime_type("text/markdown"),
+            ResourceRoute::SkillFile {
+                package,
+                skill,
+                file,
+            } => {
+                let skill = &pool.packages[package].package.skills[skill];
+                let file = &skill.files[file];
+                let bytes = skills::read_file(skill, file)
+                    .map_err(|message| ErrorData::internal_error(message, None))?;
+                let contents = match String::from_utf8(bytes) {
+                    Ok(text) if package::skill::is_text(file.mime) => {
+                        ResourceContents::text(text, &request.uri)
+                    }
+                    Ok(text) => {
+                        ResourceContents::blob(BASE64.encode(text.as_bytes()), &request.uri)
+                    }
+                    Err(err) => ResourceContents::blob(BASE64.encode(err.as_bytes()), &request.uri),
+                };
+                let mut meta = rmcp::model::MetaObject::new();
+                meta.0.insert("digest".into(), file.digest.clone().into());
+                contents.with_mime_type(file.mime).with_meta(meta)
+            }
         };
         Ok(ReadResourceResult::new(vec![contents]).into())
+    }
+
+    async fn list_skills(
+        &self,
+        request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListSkillsResult, ErrorData> {
+        let pool = self.pool();
+        let start = match cursor(request) {
+            Some(c) => Bound::Excluded(c),
+            None => Bound::Unbounded,
+        };
+        let mut iter = pool.skills.range((start, Bound::Unbounded));
+        let page: Vec<(&String, &SkillEntry)> = iter.by_ref().take(self.inner.page_size).collect();
+        let next = match (page.last(), iter.next()) {
+            (Some((last, _)), Some(_)) => Some((*last).clone()),
+            _ => None,
+        };
+        let skills = page
+            .into_iter()
+            .map(|(public, entry)| skill_entry(&pool, public, entry))
+            .collect();
+        let mut result = ListSkillsResult::with_all_items(skills);
+        result.next_cursor = next;
+        Ok(result)
+    }
+
+    async fn get_skill(
+        &self,
+        request: GetSkillRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<GetSkillResult, ErrorData> {
+        let pool = self.pool();
+        let found = pool
+            .skills
+            .iter()
+            .find(|(_, entry)| entry.uri == request.uri);
+        match found {
+            Some((public, entry)) => Ok(GetSkillResult::new(skill_entry(&pool, public, entry))),
+            None => Err(ErrorData::invalid_params(
+                format!("no skill at `{}`", request.uri),
+                None,
+            )),
+        }
     }
 }
 

@@ -28,6 +28,9 @@ pub struct Part {
     pub text: String,
     /// Only for these providers; `None` means every provider.
     pub providers: Option<Vec<String>>,
+    /// Kept in the instructions when they must be cut, up to half the budget (the skills
+    /// index: without it a client that reads only instructions never learns of the skills).
+    pub keep: bool,
 }
 
 impl Part {
@@ -54,9 +57,38 @@ impl SystemPrompt {
 
     /// The whole text for `provider`, a heading each time the origin's heading changes.
     pub fn render(&self, provider: Option<&str>) -> String {
+        render(self.parts_for(provider))
+    }
+
+    /// The text for MCP `instructions`: the whole text when it fits `budget` bytes, else
+    /// cut at a line end with a note that says where the whole text is. Parts marked `keep`
+    /// get up to half the budget before the others are cut.
+    pub fn instructions(&self, provider: Option<&str>, budget: usize) -> String {
+        let whole = self.render(provider);
+        if whole.len() <= budget {
+            return whole;
+        }
+        let kept = render(self.parts_for(provider).filter(|p| p.keep));
+        let kept = if kept.len() <= budget / 2 {
+            kept
+        } else {
+            cut_to_budget(kept, budget / 2)
+        };
+        let rest = render(self.parts_for(provider).filter(|p| !p.keep));
+        let room = budget.saturating_sub(kept.len() + 2);
+        match (rest.is_empty(), kept.is_empty()) {
+            (_, true) => cut_to_budget(rest, budget),
+            (true, false) => kept,
+            (false, false) => format!("{}\n\n{kept}", cut_to_budget(rest, room)),
+        }
+    }
+}
+
+fn render<'a>(parts: impl Iterator<Item = &'a Part>) -> String {
+    {
         let mut out = String::new();
         let mut heading: Option<&str> = None;
-        for part in self.parts_for(provider) {
+        for part in parts {
             if part.text.is_empty() {
                 continue;
             }
@@ -72,12 +104,6 @@ impl SystemPrompt {
             out.push_str(&part.text);
         }
         out
-    }
-
-    /// The text for MCP `instructions`: the whole text when it fits `budget` bytes, else
-    /// cut at a line end with a note that says where the whole text is.
-    pub fn instructions(&self, provider: Option<&str>, budget: usize) -> String {
-        cut_to_budget(self.render(provider), budget)
     }
 }
 
@@ -122,6 +148,7 @@ mod tests {
             heading: heading.into(),
             text: text.into(),
             providers: providers.map(|p| p.iter().map(|s| s.to_string()).collect()),
+            keep: false,
         }
     }
 

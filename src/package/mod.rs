@@ -7,6 +7,7 @@
 pub mod native;
 mod read;
 pub mod schema;
+pub mod skill;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -60,6 +61,10 @@ pub enum Format {
     Native,
     /// `package.json` with an `"aionui"` object (the AionUi plugin RFC), read as native.
     AionuiRfc,
+    /// A bare skill: a folder with a `SKILL.md`.
+    Skill,
+    /// A skill collection: a folder of `<name>/SKILL.md` folders.
+    Skills,
 }
 
 impl fmt::Display for Format {
@@ -67,6 +72,8 @@ impl fmt::Display for Format {
         f.write_str(match self {
             Format::Native => "native",
             Format::AionuiRfc => "aionui-rfc",
+            Format::Skill => "skill",
+            Format::Skills => "skills",
         })
     }
 }
@@ -223,23 +230,6 @@ pub struct Setting {
     pub options: Vec<Value>,
 }
 
-/// The skills a package declares; served by the skills front end.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Skills {
-    /// A folder of `<name>/SKILL.md`, relative to the package root.
-    Folder(PathBuf),
-    /// Skills listed one by one.
-    List(Vec<SkillRef>),
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct SkillRef {
-    pub name: String,
-    pub description: Option<String>,
-    pub path: Option<PathBuf>,
-}
-
 /// How capmux reaches a child MCP server.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "type", rename_all = "lowercase")]
@@ -333,7 +323,8 @@ pub struct Package {
     pub permissions: BTreeSet<Permission>,
     pub settings: BTreeMap<String, Setting>,
     pub system_prompts: Vec<SystemPrompt>,
-    pub skills: Option<Skills>,
+    /// Its skills, loaded (files listed and digested).
+    pub skills: Vec<skill::Skill>,
     pub prompts: Vec<Prompt>,
     pub tools: Vec<Tool>,
     pub mcp_servers: Vec<McpServer>,
@@ -356,19 +347,94 @@ pub struct Loaded {
 
 /// Whether `dir` holds a package in a format this build reads.
 pub fn is_package_root(dir: &Path) -> bool {
-    native::detect(dir).is_some()
+    detect(dir).is_some()
 }
 
-/// Loads the package at `root`, or says why there is none.
-pub fn load(root: &Path, source: Source) -> Loaded {
-    match native::detect(root) {
-        Some(manifest) => native::load(root, &manifest, source),
+/// The format of the package at `dir`, first match wins: a package.json, a SKILL.md, a
+/// folder of skill folders.
+pub fn detect(dir: &Path) -> Option<Format> {
+    if native::detect(dir).is_some() {
+        Some(Format::Native)
+    } else if skill::find_entry(dir).is_some() {
+        Some(Format::Skill)
+    } else if skill::is_collection(dir) {
+        Some(Format::Skills)
+    } else {
+        None
+    }
+}
+
+/// Loads the package at `root`, or says why there is none. `id` names a package whose format
+/// carries no name (a skill folder); by default it is the folder's name, and a folder named
+/// `skills` is called after its parent (`~/.agents/skills` is `agents-skills`).
+pub fn load(root: &Path, source: Source, id: Option<&str>) -> Loaded {
+    match detect(root) {
+        Some(Format::Native | Format::AionuiRfc) => match native::detect(root) {
+            Some(manifest) => native::load(root, &manifest, source),
+            None => Loaded::default(),
+        },
+        Some(format) => load_skills(
+            root,
+            source,
+            format,
+            id.map_or_else(|| folder_id(root), str::to_owned),
+        ),
         None => Loaded {
             package: None,
             diagnostics: vec![Diagnostic::error(
                 root,
-                "no package found: expected a package.json with a \"capmux\" (or \"aionui\") object",
+                "no package found: expected a package.json with a \"capmux\" (or \"aionui\") object, a SKILL.md, or folders of SKILL.md",
             )],
         },
+    }
+}
+
+fn folder_id(root: &Path) -> String {
+    let name = |p: &Path| {
+        p.file_name()
+            .map(|n| n.to_string_lossy().trim_start_matches('.').to_owned())
+    };
+    match name(root) {
+        Some(n) if n == "skills" => match root.parent().and_then(name).filter(|p| !p.is_empty()) {
+            Some(parent) => format!("{parent}-skills"),
+            None => n,
+        },
+        Some(n) if !n.is_empty() => n,
+        _ => "skills".to_owned(),
+    }
+}
+
+/// A bare skill or a skill collection as a package of skills only.
+fn load_skills(root: &Path, source: Source, format: Format, id: String) -> Loaded {
+    let mut diagnostics = Vec::new();
+    let skills = if format == Format::Skill {
+        skill::load(root, &id, &mut diagnostics)
+            .into_iter()
+            .collect()
+    } else {
+        skill::load_collection(root, &id, &mut diagnostics)
+    };
+    let package = Package {
+        id,
+        version: None,
+        display_name: None,
+        description: None,
+        category: None,
+        source,
+        root: root.to_path_buf(),
+        format,
+        priority: DEFAULT_PRIORITY,
+        permissions: BTreeSet::new(),
+        settings: BTreeMap::new(),
+        system_prompts: Vec::new(),
+        skills,
+        prompts: Vec::new(),
+        tools: Vec::new(),
+        mcp_servers: Vec::new(),
+        hooks: Vec::new(),
+    };
+    Loaded {
+        package: Some(package),
+        diagnostics,
     }
 }

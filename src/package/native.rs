@@ -15,10 +15,11 @@ use std::sync::Arc;
 use serde_json::{Map, Value};
 
 use super::read::{read_in_root, read_text, resolve};
+use super::skill::{self, Skill};
 use super::{
     DEFAULT_PRIORITY, Format, Hook, HookEvent, HookHandler, Loaded, MAX_ITEMS, McpServer, Package,
-    Permission, Prompt, PromptArgument, Setting, SettingType, SkillRef, Skills, Source,
-    SystemPrompt, Tool, ToolHandler, Transport,
+    Permission, Prompt, PromptArgument, Setting, SettingType, Source, SystemPrompt, Tool,
+    ToolHandler, Transport,
 };
 use crate::diagnostic::{Diagnostic, Severity};
 use crate::names;
@@ -841,13 +842,18 @@ fn check_command_files(r: &mut Reader<'_>, argv: &[String], at: &str) {
     }
 }
 
-fn read_skills(r: &mut Reader<'_>, m: &Map<String, Value>) -> Parsed<Option<Skills>> {
-    match m.get("skills") {
+/// The package's skills: its `skills` folder or list (a `skills/` folder when the key is
+/// absent), plus a SKILL.md at the package root.
+fn read_skills(r: &mut Reader<'_>, m: &Map<String, Value>) -> Parsed<Vec<Skill>> {
+    let package = r.package.clone();
+    let mut skills = match m.get("skills") {
         None | Some(Value::Null) => {
             let implicit = r.root.join("skills");
-            Ok(implicit
-                .is_dir()
-                .then(|| Skills::Folder(PathBuf::from("skills"))))
+            if implicit.is_dir() {
+                skill::load_collection(&implicit, &package, &mut r.diagnostics)
+            } else {
+                Vec::new()
+            }
         }
         Some(Value::String(rel)) => {
             let path =
@@ -855,50 +861,74 @@ fn read_skills(r: &mut Reader<'_>, m: &Map<String, Value>) -> Parsed<Option<Skil
             if !path.is_dir() {
                 return Err(r.error(format!("{}.skills: `{rel}` is not a folder", r.key)));
             }
-            Ok(Some(Skills::Folder(PathBuf::from(rel))))
+            skill::load_collection(&path, &package, &mut r.diagnostics)
         }
         Some(Value::Array(items)) => {
             let mut out = Vec::new();
             for (i, item) in items.iter().enumerate() {
                 let at = format!("{}.skills[{i}]", r.key);
-                let Value::Object(obj) = item else {
-                    r.error(format!("{at}: expected an object, found {}", kind(item)));
-                    continue;
-                };
-                r.unknown_keys(
-                    obj,
-                    &["name", "description", "path", "body", "resources"],
-                    &at,
-                );
-                let Ok(name) = r.req_str(obj, "name", &at) else {
-                    continue;
-                };
-                let Ok(description) = r.opt_str(obj, "description", &at) else {
-                    continue;
-                };
-                let Ok(path) = r.opt_str(obj, "path", &at) else {
-                    continue;
-                };
-                if let Some(rel) = &path
-                    && let Err(err) = resolve(r.root, rel)
-                {
-                    r.error(format!("{at}.path: {err}"));
-                    continue;
+                if let Ok(Some(loaded)) = read_skill_ref(r, item, &at) {
+                    out.push(loaded);
                 }
-                out.push(SkillRef {
-                    name,
-                    description,
-                    path: path.map(PathBuf::from),
-                });
             }
-            Ok(Some(Skills::List(out)))
+            out
         }
-        Some(other) => Err(r.error(format!(
-            "{}.skills: expected a folder path or an array, found {}",
-            r.key,
-            kind(other)
-        ))),
+        Some(other) => {
+            return Err(r.error(format!(
+                "{}.skills: expected a folder path or an array, found {}",
+                r.key,
+                kind(other)
+            )));
+        }
+    };
+    if skill::find_entry(r.root).is_some()
+        && let Some(root_skill) = skill::load(r.root, &package, &mut r.diagnostics)
+    {
+        skills.push(root_skill);
     }
+    let mut seen: BTreeSet<String> = BTreeSet::new();
+    skills.retain(|s| {
+        let fresh = seen.insert(s.name.clone());
+        if !fresh {
+            r.diagnostics.push(
+                Diagnostic::error(
+                    &s.dir,
+                    format!("duplicate skill name `{}`; this one is not loaded", s.name),
+                )
+                .in_package(package.clone()),
+            );
+        }
+        fresh
+    });
+    Ok(skills)
+}
+
+/// One entry of a `skills` list: `{name, description?, path?}`; without a path the skill is
+/// `skills/<name>/`, as in the AionUi RFC.
+fn read_skill_ref(r: &mut Reader<'_>, item: &Value, at: &str) -> Parsed<Option<Skill>> {
+    let Value::Object(obj) = item else {
+        return Err(r.error(format!("{at}: expected an object, found {}", kind(item))));
+    };
+    r.unknown_keys(
+        obj,
+        &["name", "description", "path", "body", "resources"],
+        at,
+    );
+    let name = r.req_str(obj, "name", at)?;
+    if obj.contains_key("body") {
+        r.warn(format!("{at}.body: inline skill bodies are JavaScript-side in the AionUi RFC and not served; put the skill in skills/{name}/SKILL.md"));
+    }
+    let rel = r
+        .opt_str(obj, "path", at)?
+        .unwrap_or_else(|| format!("skills/{name}"));
+    let path = resolve(r.root, &rel).map_err(|err| r.error(format!("{at}.path: {err}")))?;
+    let dir = if path.is_file() {
+        path.parent().map(Path::to_path_buf).unwrap_or(path)
+    } else {
+        path
+    };
+    let package = r.package.clone();
+    Ok(skill::load(&dir, &package, &mut r.diagnostics))
 }
 
 fn read_mcp_servers(

@@ -13,7 +13,7 @@ use capmux::names::{DEFAULT_BUDGET, QualifiedName};
 use capmux::package::native::DEFAULT_TIMEOUT_MS;
 use capmux::package::{
     self, Format, HookEvent, HookHandler, MAX_FILE_BYTES, Package, Permission, Setting,
-    SettingType, Skills, Source, ToolHandler, Transport,
+    SettingType, Source, ToolHandler, Transport,
 };
 use capmux::{Config, Diagnostic, Options, Overrides, Pool, Severity};
 use serde_json::json;
@@ -40,6 +40,7 @@ fn explicit(path: &Path) -> Root {
         path: path.to_path_buf(),
         source: Source::Explicit,
         required: true,
+        id: None,
     }
 }
 
@@ -61,7 +62,7 @@ fn info(path: impl Into<PathBuf>, package: &str, message: &str) -> Diagnostic {
 
 /// Loads one package root on its own, as `capmux check --package` does.
 fn load(root: &Path) -> (Option<Package>, Vec<Diagnostic>) {
-    let loaded = package::load(root, Source::Explicit);
+    let loaded = package::load(root, Source::Explicit, None);
     (loaded.package, loaded.diagnostics)
 }
 
@@ -186,11 +187,10 @@ fn assert_full_package(package: &Package, root: &Path) {
     );
     assert_eq!(system[2].file, Some(PathBuf::from("prompts/claude.md")));
 
-    assert_eq!(
-        package.skills,
-        Some(Skills::Folder(PathBuf::from("skills")))
-    );
-    assert!(root.join("skills/demo/SKILL.md").is_file());
+    let skill_names: Vec<&str> = package.skills.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(skill_names, ["demo"]);
+    assert_eq!(package.skills[0].files[0].path, "SKILL.md");
+    assert!(package.skills[0].files[0].digest.starts_with("sha256:"));
 
     // Prompts: one from a file with required, optional and default arguments; one inline.
     assert_eq!(prompt_names(package), ["review", "greet"]);
@@ -423,10 +423,8 @@ fn an_aionui_package_loads_as_native_and_skips_what_only_javascript_can_run() {
         package.permissions,
         BTreeSet::from([Permission::FsRead, Permission::NetworkFetch])
     );
-    assert_eq!(
-        package.skills,
-        Some(Skills::Folder(PathBuf::from("skills")))
-    );
+    let skill_names: Vec<&str> = package.skills.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(skill_names, ["pdf"]);
     assert!(
         package.tools.is_empty(),
         "display-only tools are not served"
@@ -1071,7 +1069,7 @@ fn a_folder_without_a_manifest_in_a_folder_of_roots_is_skipped_with_a_warning() 
         beside.diagnostics,
         vec![Diagnostic::warning(
             folder.join("notes"),
-            "no package manifest here (package.json with a \"capmux\" object); the folder is skipped"
+            "no package here (a package.json with a \"capmux\" object, a SKILL.md, or skill folders); the folder is skipped"
         )]
     );
     let tiny = beside.only_package();
@@ -1086,7 +1084,7 @@ fn a_folder_without_a_manifest_in_a_folder_of_roots_is_skipped_with_a_warning() 
         diagnostics,
         vec![Diagnostic::error(
             folder.join("notes"),
-            "no package found: expected a package.json with a \"capmux\" (or \"aionui\") object"
+            "no package found: expected a package.json with a \"capmux\" (or \"aionui\") object, a SKILL.md, or folders of SKILL.md"
         )]
     );
 }
@@ -1388,6 +1386,7 @@ fn the_bundled_plugins_load_without_errors_or_warnings() {
             ("capmux-plugin-house-rules", Source::Bundled),
             ("capmux-plugin-notes", Source::Bundled),
             ("capmux-plugin-text-tools", Source::Bundled),
+            ("capmux-skills", Source::Bundled),
         ]
     );
     for active in &loaded.pool.packages {
@@ -1398,6 +1397,8 @@ fn the_bundled_plugins_load_without_errors_or_warnings() {
     assert_eq!(
         public_tools(&loaded.pool),
         [
+            "capmux__load_skill",
+            "capmux__read_skill_file",
             "notes__add_note",
             "notes__list_notes",
             "notes__search_notes",
@@ -1428,7 +1429,8 @@ fn every_public_name_is_valid_and_every_list_is_sorted() {
     };
     let loaded = capmux::load_with(config("user_packages = false\n"), &options);
     let pool = &loaded.pool;
-    assert_eq!(pool.packages.len(), 8);
+    // The five fixtures, the three bundled plugins and the bundled skills.
+    assert_eq!(pool.packages.len(), 9);
     assert!(pool.tools.len() >= 16, "{:?}", public_tools(pool));
     assert!(pool.tools.contains_key("full__echo"));
     assert!(pool.tools.contains_key("broken-fixable-name__create_issue"));
@@ -1442,7 +1444,10 @@ fn every_public_name_is_valid_and_every_list_is_sorted() {
         assert!(is_public_name(public), "{public}");
         assert!(public.len() <= DEFAULT_BUDGET, "{public}");
         assert_eq!(entry.item.name, public.as_str());
-        assert!(pool.tool(public).is_some(), "{public}");
+        assert!(
+            pool.tool(public).is_some() || public.starts_with("capmux__"),
+            "{public} has no route"
+        );
     }
     for (public, entry) in &pool.prompts {
         assert!(is_public_name(public), "{public}");
