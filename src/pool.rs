@@ -559,9 +559,9 @@ impl Pool {
         Some(Part {
             origin: "capmux: skills index".into(),
             heading: "Skills".into(),
-            text: skills::index_text(&listed, &load_tool),
+            text: skills::index_text(&listed, &load_tool, true),
+            brief: Some(skills::index_text(&listed, &load_tool, false)),
             providers: None,
-            keep: true,
         })
     }
 
@@ -627,7 +627,7 @@ fn system_prompt_of(
             heading: "Rules".into(),
             text: rule.trim().to_owned(),
             providers: None,
-            keep: false,
+            brief: None,
         })
         .collect();
     if let Some(file) = &config.rules_file {
@@ -638,7 +638,7 @@ fn system_prompt_of(
                 heading: "Rules".into(),
                 text: text.trim().to_owned(),
                 providers: None,
-                keep: false,
+                brief: None,
             }),
             Err(err) => diagnostics.push(Diagnostic::error(
                 &path,
@@ -664,7 +664,7 @@ fn system_prompt_of(
                     heading: package.title().to_owned(),
                     text: prompt.content.clone(),
                     providers: prompt.providers.clone(),
-                    keep: false,
+                    brief: None,
                 },
             ));
         }

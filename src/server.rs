@@ -381,6 +381,21 @@ impl ServerHandler for Server {
             ),
             PromptRoute::Skill { package, skill } => {
                 let skill = &pool.packages[package].package.skills[skill];
+                if let Some(other) = request
+                    .arguments
+                    .iter()
+                    .flatten()
+                    .map(|(k, _)| k)
+                    .find(|k| *k != "arguments")
+                {
+                    return Err(ErrorData::invalid_params(
+                        format!(
+                            "prompt `{}` has no argument `{other}`; its one argument is: arguments",
+                            request.name
+                        ),
+                        None,
+                    ));
+                }
                 let arguments = request
                     .arguments
                     .as_ref()
@@ -447,6 +462,9 @@ impl ServerHandler for Server {
                 let file = &skill.files[file];
                 let bytes = skills::read_file(skill, file)
                     .map_err(|message| ErrorData::internal_error(message, None))?;
+                // The digest of what is sent, which differs from the listed one if the file
+                // changed since it was loaded: a client that checks it learns the truth.
+                let digest = package::skill::digest(&bytes);
                 let contents = match String::from_utf8(bytes) {
                     Ok(text) if package::skill::is_text(file.mime) => {
                         ResourceContents::text(text, &request.uri)
@@ -457,7 +475,7 @@ impl ServerHandler for Server {
                     Err(err) => ResourceContents::blob(BASE64.encode(err.as_bytes()), &request.uri),
                 };
                 let mut meta = rmcp::model::MetaObject::new();
-                meta.0.insert("digest".into(), file.digest.clone().into());
+                meta.0.insert("digest".into(), digest.into());
                 contents.with_mime_type(file.mime).with_meta(meta)
             }
         };

@@ -42,20 +42,35 @@ fn escape_xml(text: &str) -> String {
 }
 
 /// The skills index for the system prompt, in the `<available_skills>` form of the Agent
-/// Skills reference; `skills` are (public name, description, SKILL.md URI).
-pub fn index_text(skills: &[(String, String, String)], load_tool: &str) -> String {
+/// Skills reference; `skills` are (public name, description, SKILL.md URI). Without
+/// descriptions it is the brief form, one line a skill, for a tight instructions budget.
+pub fn index_text(
+    skills: &[(String, String, String)],
+    load_tool: &str,
+    descriptions: bool,
+) -> String {
     let mut text = format!(
         "Skills are folders of instructions for particular tasks. When a task matches a skill's description, load the skill before starting: call the `{load_tool}` tool with its name, or read its SKILL.md resource.\n\n<available_skills>\n"
     );
     for (name, description, location) in skills {
-        text.push_str(&format!(
-            "<skill>\n<name>{}</name>\n<description>{}</description>\n<location>{}</location>\n</skill>\n",
-            escape_xml(name),
-            escape_xml(description),
-            escape_xml(location)
-        ));
+        let (name, location) = (escape_xml(name), escape_xml(location));
+        if descriptions {
+            text.push_str(&format!(
+                "<skill>\n<name>{name}</name>\n<description>{}</description>\n<location>{location}</location>\n</skill>\n",
+                escape_xml(description)
+            ));
+        } else {
+            text.push_str(&format!(
+                "<skill><name>{name}</name><location>{location}</location></skill>\n"
+            ));
+        }
     }
     text.push_str("</available_skills>");
+    if !descriptions {
+        text.push_str(
+            "\nThe skills' descriptions are in the MCP prompt `system`; load a skill to read it.",
+        );
+    }
     text
 }
 
@@ -85,8 +100,7 @@ pub fn load_text(public: &str, skill: &Skill, base_uri: &str) -> String {
 /// The file `path` of `skill` as listed, after refusing paths that could leave it.
 pub fn find_file<'s>(skill: &'s Skill, public: &str, path: &str) -> Result<&'s SkillFile, String> {
     let trimmed = path.trim();
-    // `/x`, `\\x` and Windows' `C:x` are all absolute somewhere.
-    if trimmed.starts_with(['/', '\\']) || trimmed.get(1..2) == Some(":") {
+    if trimmed.starts_with(['/', '\\']) {
         return Err(format!(
             "`{path}` is absolute; give a path relative to the skill folder, like `reference.md`"
         ));
@@ -197,6 +211,7 @@ mod tests {
                 "skill://a/b/SKILL.md".into(),
             )],
             "capmux__load_skill",
+            true,
         );
         assert!(text.contains("<description>x &lt; y &amp; z</description>"));
     }

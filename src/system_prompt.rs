@@ -28,9 +28,10 @@ pub struct Part {
     pub text: String,
     /// Only for these providers; `None` means every provider.
     pub providers: Option<Vec<String>>,
-    /// Kept in the instructions when they must be cut, up to half the budget (the skills
-    /// index: without it a client that reads only instructions never learns of the skills).
-    pub keep: bool,
+    /// A shorter form for a tight instructions budget. A part that has one is placed in the
+    /// instructions before the others are cut (the skills index: without it, a client that
+    /// reads only the instructions never learns of the skills).
+    pub brief: Option<String>,
 }
 
 impl Part {
@@ -60,27 +61,43 @@ impl SystemPrompt {
         render(self.parts_for(provider))
     }
 
-    /// The text for MCP `instructions`: the whole text when it fits `budget` bytes, else
-    /// cut at a line end with a note that says where the whole text is. Parts marked `keep`
-    /// get up to half the budget before the others are cut.
+    /// The text for MCP `instructions`: the whole text when it fits `budget` bytes. Else the
+    /// parts that have a brief form come first, whole if they fit in the budget less a
+    /// quarter kept for the others, else in brief; the others are cut at a line end with a
+    /// note that says where the whole text is.
     pub fn instructions(&self, provider: Option<&str>, budget: usize) -> String {
         let whole = self.render(provider);
         if whole.len() <= budget {
             return whole;
         }
-        let kept = render(self.parts_for(provider).filter(|p| p.keep));
-        let kept = if kept.len() <= budget / 2 {
-            kept
-        } else {
-            cut_to_budget(kept, budget / 2)
-        };
-        let rest = render(self.parts_for(provider).filter(|p| !p.keep));
-        let room = budget.saturating_sub(kept.len() + 2);
-        match (rest.is_empty(), kept.is_empty()) {
-            (_, true) => cut_to_budget(rest, budget),
-            (true, false) => kept,
-            (false, false) => format!("{}\n\n{kept}", cut_to_budget(rest, room)),
+        let rest = render(self.parts_for(provider).filter(|p| p.brief.is_none()));
+        let room = budget.saturating_sub(rest.len().min(budget / 4) + 2);
+        let kept_parts: Vec<&Part> = self
+            .parts_for(provider)
+            .filter(|p| p.brief.is_some())
+            .collect();
+        let mut kept = render(kept_parts.iter().copied());
+        if kept.len() > room {
+            let briefs: Vec<Part> = kept_parts
+                .iter()
+                .map(|p| Part {
+                    text: p.brief.clone().unwrap_or_default(),
+                    ..(*p).clone()
+                })
+                .collect();
+            kept = render(briefs.iter());
+            if kept.len() > room {
+                kept = cut_to_budget(kept, room);
+            }
         }
+        if kept.is_empty() {
+            return cut_to_budget(rest, budget);
+        }
+        if rest.is_empty() {
+            return kept;
+        }
+        let rest_room = budget.saturating_sub(kept.len() + 2);
+        format!("{}\n\n{kept}", cut_to_budget(rest, rest_room))
     }
 }
 
@@ -148,7 +165,7 @@ mod tests {
             heading: heading.into(),
             text: text.into(),
             providers: providers.map(|p| p.iter().map(|s| s.to_string()).collect()),
-            keep: false,
+            brief: None,
         }
     }
 
@@ -178,6 +195,39 @@ mod tests {
         assert!(text.len() <= 300, "{}", text.len());
         assert!(text.ends_with("resource capmux://system-prompt]"));
         assert!(text.contains("\n\n[truncated"));
+    }
+
+    #[test]
+    fn the_index_is_kept_whole_or_brief_when_instructions_are_cut() {
+        let rules: String = (0..100).map(|i| format!("rule {i}\n")).collect();
+        let index = Part {
+            brief: Some("<available_skills>\n<skill>a</skill>\n</available_skills>".into()),
+            ..part(
+                "Skills",
+                &format!(
+                    "<available_skills>\n{}</available_skills>",
+                    "<skill>a long one</skill>\n".repeat(10)
+                ),
+                None,
+            )
+        };
+        let prompt = SystemPrompt {
+            parts: vec![part("Rules", &rules, None), index],
+        };
+        let roomy = prompt.instructions(None, 700);
+        assert!(roomy.len() <= 700, "{}", roomy.len());
+        assert!(
+            roomy.ends_with("<skill>a long one</skill>\n</available_skills>"),
+            "{roomy}"
+        );
+        assert!(roomy.contains("[truncated"));
+        let tight = prompt.instructions(None, 300);
+        assert!(tight.len() <= 300, "{}", tight.len());
+        assert!(
+            tight.ends_with("<skill>a</skill>\n</available_skills>"),
+            "{tight}"
+        );
+        assert!(tight.starts_with("# Rules\n\nrule 0"));
     }
 
     #[test]

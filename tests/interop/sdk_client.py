@@ -2,15 +2,23 @@
 """Interop checks for capmux, driven by the official MCP Python SDK client.
 
 Usage:
-    python sdk_client.py [--timeout SECONDS] -- CMD [ARGS...]
+    python sdk_client.py [--timeout SECONDS] [--repo DIR]
+                         [--link-skill NS__NAME --link-marker TEXT] -- CMD [ARGS...]
 
 Everything after ``--`` is the server command, spawned over stdio.  The server's
 stderr is passed through to this process's stderr, and the server inherits this
 process's environment.
 
+``--repo DIR`` is the capmux checkout whose bundled ``skills/`` the server serves
+(default: the current directory); the skill checks compare what is served with
+the files there.  ``--link-skill NS__NAME`` names a served skill holding a file
+``outside.md`` that is a symlink to a file outside the skill, whose content
+contains ``--link-marker TEXT``; only then does ``read_skill_file_link`` run.
+
 Output: one line per check on stdout, ``ok   NAME`` (optionally followed by a
-note in parentheses) or ``FAIL NAME: REASON``, then exactly ``N passed, M failed``.
-Exit code 0 only if M == 0 (2 for a usage error).
+note in parentheses), ``FAIL NAME: REASON`` or ``skip NAME: REASON`` (a check
+whose inputs were not given; counted neither passed nor failed), then exactly
+``N passed, M failed``.  Exit code 0 only if M == 0 (2 for a usage error).
 
 Written against mcp==2.3.0 (see setup.sh).  Only the SDK, anyio and the standard
 library are used.
@@ -19,18 +27,25 @@ library are used.
 from __future__ import annotations
 
 import argparse
+import base64
+import binascii
+import hashlib
+import json
 import os
 import re
 import sys
 import traceback
+import urllib.parse
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import anyio
 import mcp
 from mcp import ClientSession, StdioServerParameters, types
 from mcp.client.stdio import stdio_client
+from mcp.shared.message import SessionMessage
 
 # mcp 2.x spells it MCPError; 1.x spelled it McpError.
 MCPError: type[Exception] = getattr(mcp, "MCPError", None) or getattr(mcp, "McpError")
@@ -78,6 +93,55 @@ SYSTEM_PROMPT_EXPECT = INSTRUCTIONS_MARKER
 
 SYSTEM_RESOURCE_URI = "capmux://system-prompt"
 SYSTEM_RESOURCE_EXPECT = INSTRUCTIONS_MARKER
+
+# Skills.  The bundled skills/ folder of the repo is the package `capmux-skills`,
+# served under the namespace `skills`.
+SKILLS_DIR = "skills"  # relative to --repo
+SKILLS_NAMESPACE = "skills"
+BUNDLED_SKILLS = ["writing-capmux-packages", "debugging-mcp-through-capmux"]
+SKILL_ENTRY = "SKILL.md"
+# Files every listing must hold, besides each skill's SKILL.md: (skill, path).
+REQUIRED_SKILL_FILES = [("writing-capmux-packages", "reference.md")]
+SKILL_URI_SCHEME = "skill://"
+SKILL_DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
+# capmux serves a skill's regular files below its folder, except hidden ones,
+# links and files over this size (src/package/skill.rs).
+SKILL_MAX_FILE_BYTES = 8 * 1024 * 1024
+
+SKILLS_EXTENSION = "io.modelcontextprotocol/skills"
+
+INDEX_SKILL = "writing-capmux-packages"
+INDEX_PUBLIC = f"{SKILLS_NAMESPACE}__{INDEX_SKILL}"
+SKILLS_INDEX_EXPECT = [
+    "<available_skills>",
+    INDEX_PUBLIC,
+    f"{SKILL_URI_SCHEME}{SKILLS_NAMESPACE}/{INDEX_SKILL}/{SKILL_ENTRY}",
+    "</available_skills>",  # the index is whole, not cut
+]
+
+SKILL_PROMPT = INDEX_PUBLIC
+SKILL_PROMPT_ARG = "arguments"
+SKILL_PROMPT_ARG_VALUE = "a Jira package"
+
+LOAD_SKILL_TOOL = "capmux__load_skill"
+LOAD_SKILL_ARGS = {"name": INDEX_PUBLIC}
+LOAD_SKILL_EXPECT = ["<skill_content", "reference.md"]
+
+READ_SKILL_FILE_TOOL = "capmux__read_skill_file"
+READ_SKILL_FILE_SKILL = INDEX_PUBLIC
+READ_SKILL_FILE_PATH = "reference.md"  # in SKILLS_DIR/INDEX_SKILL of --repo
+# Paths that leave the skill folder: (path, file whose text must not leak,
+# relative to --repo unless absolute).
+READ_SKILL_FILE_ESCAPES = [
+    ("../../README.md", "README.md"),
+    ("/etc/passwd", "/etc/passwd"),
+    ("scripts/../../../Cargo.toml", "Cargo.toml"),
+]
+# A line of a forbidden file at least this long (stripped) must not show up in
+# a refusal; shorter ones ("}", "---") are too common to mean a leak.
+LEAK_MIN_LINE = 12
+
+LINK_FILE = "outside.md"
 
 # Seconds allowed for each check (every await runs inside one of these).
 DEFAULT_CHECK_TIMEOUT = 20.0
@@ -151,14 +215,83 @@ def page_params(cursor: str | None) -> types.PaginatedRequestParams | None:
     return None if cursor is None else types.PaginatedRequestParams(cursor=cursor)
 
 
+def sha256_digest(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def skill_uri(namespace: str, skill: str, path: str) -> str:
+    """A skill file's URI as capmux builds it: the path percent-encoded, `/` kept."""
+    return f"{SKILL_URI_SCHEME}{namespace}/{skill}/{urllib.parse.quote(path, safe='/-._~')}"
+
+
+def meta_digest(meta: Any) -> Any:
+    return meta.get("digest") if isinstance(meta, dict) else None
+
+
+def skill_files_on_disk(folder: Path) -> list[str]:
+    """The files capmux serves from a skill folder: regular files below it, with hidden
+    entries and links left out and nothing over SKILL_MAX_FILE_BYTES; `/`-separated."""
+    found: list[str] = []
+    for root, dirs, files in os.walk(folder):  # os.walk does not follow links to folders
+        dirs[:] = [d for d in dirs if not d.startswith(".") and not os.path.islink(os.path.join(root, d))]
+        for name in files:
+            full = os.path.join(root, name)
+            if name.startswith(".") or os.path.islink(full) or not os.path.isfile(full):
+                continue
+            if os.path.getsize(full) > SKILL_MAX_FILE_BYTES:
+                continue
+            found.append(Path(full).relative_to(folder).as_posix())
+    return sorted(found)
+
+
+def leaked_lines(text: str, secret: str) -> list[str]:
+    """The lines of `secret` (long enough to be telling) that appear in `text`."""
+    lines = {line.strip() for line in secret.splitlines()}
+    return sorted(line for line in lines if len(line) >= LEAK_MIN_LINE and line in text)
+
+
+def strings_in(value: Any) -> list[str]:
+    """Every string in a JSON value (keys too), plus the decoded text of `blob` fields."""
+    out: list[str] = []
+    if isinstance(value, str):
+        out.append(value)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            out.append(str(key))
+            out.extend(strings_in(item))
+            if key == "blob" and isinstance(item, str):
+                try:
+                    out.append(base64.b64decode(item, validate=True).decode("utf-8", "replace"))
+                except (binascii.Error, ValueError):
+                    pass
+    elif isinstance(value, list):
+        for item in value:
+            out.extend(strings_in(item))
+    return out
+
+
+@dataclass
+class Options:
+    repo: Path
+    link_skill: str | None = None
+    link_marker: str | None = None
+
+
 @dataclass
 class Ctx:
     session: ClientSession
+    opts: Options
+    # Every message the server sent, as JSON values, in order (see tap_messages).
+    transcript: list[Any] = field(default_factory=list)
     init: types.InitializeResult | None = None
     notes: dict[str, str] = field(default_factory=dict)
 
     def note(self, name: str, text: str) -> None:
         self.notes[name] = text
+
+
+class CheckSkipped(Exception):
+    """A check cannot run without inputs that were not given; the message says which."""
 
 
 CheckFn = Callable[[Ctx], Awaitable[str | None]]
@@ -314,6 +447,194 @@ async def check_resources(ctx: Ctx) -> str | None:
     return f"{len(uris)} resources in {pages} page(s)"
 
 
+@check("skills_index")
+async def check_skills_index(ctx: Ctx) -> str | None:
+    instructions = ctx.session.instructions or ""
+    missing = [want for want in SKILLS_INDEX_EXPECT if want not in instructions]
+    tail = instructions[-600:]
+    expect(not missing, f"instructions ({len(instructions)} chars) lack {missing}; they end with: {short(tail, 700)}")
+    return f"{len(instructions)} chars"
+
+
+@check("skills_extension")
+async def check_skills_extension(ctx: Ctx) -> str | None:
+    # mcp 2.3.0 models ServerCapabilities.extensions (dict[str, dict]); the SDK keeps it.
+    caps = ctx.session.server_capabilities
+    expect(caps is not None, "no server capabilities")
+    extensions = caps.extensions
+    expect(
+        isinstance(extensions, dict) and SKILLS_EXTENSION in extensions,
+        f"capabilities.extensions lacks {SKILLS_EXTENSION!r}: {short(caps.model_dump(by_alias=True, exclude_none=True))}",
+    )
+    settings = extensions[SKILLS_EXTENSION]
+    expect(isinstance(settings, dict), f"extension settings are not an object: {short(settings)}")
+    return f"settings {json.dumps(settings)}"
+
+
+async def list_resources(ctx: Ctx) -> tuple[list[types.Resource], int]:
+    return await list_all(lambda c: ctx.session.list_resources(params=page_params(c)), "resources")
+
+
+@check("skill_resources")
+async def check_skill_resources(ctx: Ctx) -> str | None:
+    resources, pages = await list_resources(ctx)
+    by_uri: dict[str, types.Resource] = {}
+    for res in resources:
+        uri = str(res.uri)
+        expect(uri not in by_uri, f"resource {uri!r} listed twice")
+        by_uri[uri] = res
+    skills_root = ctx.opts.repo / SKILLS_DIR
+    expected: dict[str, Path] = {}
+    for skill in BUNDLED_SKILLS:
+        folder = skills_root / skill
+        files = skill_files_on_disk(folder)
+        expect(SKILL_ENTRY in files, f"{folder / SKILL_ENTRY} does not exist (is --repo {ctx.opts.repo} right?)")
+        for path in files:
+            expected[skill_uri(SKILLS_NAMESPACE, skill, path)] = folder / path
+    for skill, path in REQUIRED_SKILL_FILES:
+        expect((skills_root / skill / path).is_file(), f"{skills_root / skill / path} does not exist")
+    missing = sorted(uri for uri in expected if uri not in by_uri)
+    expect(not missing, f"resources/list lacks {len(missing)} skill file(s): {missing}")
+    prefixes = tuple(f"{SKILL_URI_SCHEME}{SKILLS_NAMESPACE}/{skill}/" for skill in BUNDLED_SKILLS)
+    extra = sorted(uri for uri in by_uri if uri.startswith(prefixes) and uri not in expected)
+    expect(not extra, f"resources/list holds skill files that are not in {skills_root}: {extra}")
+
+    problems: list[str] = []
+    for uri, disk in sorted(expected.items()):
+        res = by_uri[uri]
+        listed_digest = meta_digest(res.meta)
+        if not res.mime_type:
+            problems.append(f"{uri}: no mimeType in resources/list")
+        if not (isinstance(listed_digest, str) and SKILL_DIGEST_RE.match(listed_digest)):
+            problems.append(f"{uri}: _meta.digest is {short(listed_digest)}, expected sha256:<64 hex>")
+            continue
+        result = await ctx.session.read_resource(uri)
+        if len(result.contents) != 1:
+            problems.append(f"{uri}: read gave {len(result.contents)} contents, expected 1")
+            continue
+        item = result.contents[0]
+        if isinstance(item, types.TextResourceContents):
+            data = item.text.encode("utf-8")
+        elif isinstance(item, types.BlobResourceContents):
+            try:
+                data = base64.b64decode(item.blob, validate=True)
+            except (binascii.Error, ValueError) as exc:
+                problems.append(f"{uri}: blob is not base64: {exc}")
+                continue
+        else:
+            problems.append(f"{uri}: unexpected contents {type(item).__name__}")
+            continue
+        got = sha256_digest(data)
+        if got != listed_digest:
+            problems.append(f"{uri}: sha256 of the content read is {got}, _meta.digest listed {listed_digest}")
+        read_digest = meta_digest(item.meta)
+        if read_digest is not None and read_digest != listed_digest:
+            problems.append(f"{uri}: _meta.digest read {read_digest} != listed {listed_digest}")
+        if item.mime_type != res.mime_type:
+            problems.append(f"{uri}: mimeType read {item.mime_type!r} != listed {res.mime_type!r}")
+        if str(item.uri) != uri:
+            problems.append(f"{uri}: contents carry uri {str(item.uri)!r}")
+        on_disk = sha256_digest(disk.read_bytes())
+        if on_disk != got:
+            problems.append(f"{uri}: content differs from {disk} ({on_disk})")
+    expect(not problems, "; ".join(problems))
+    return f"{len(expected)} files of {len(BUNDLED_SKILLS)} skills read and hashed, {pages} page(s)"
+
+
+@check("skill_prompt")
+async def check_skill_prompt(ctx: Ctx) -> str | None:
+    prompts, _ = await list_all(lambda c: ctx.session.list_prompts(params=page_params(c)), "prompts")
+    by_name = {p.name: p for p in prompts}
+    expect(SKILL_PROMPT in by_name, f"prompts/list lacks {SKILL_PROMPT!r}; got {sorted(by_name)}")
+    args = {a.name: bool(a.required) for a in by_name[SKILL_PROMPT].arguments or []}
+    expect(
+        args == {SKILL_PROMPT_ARG: False},
+        f"{SKILL_PROMPT} arguments are {args} (name -> required), expected {{{SKILL_PROMPT_ARG!r}: False}}",
+    )
+    result = await ctx.session.get_prompt(SKILL_PROMPT, {SKILL_PROMPT_ARG: SKILL_PROMPT_ARG_VALUE})
+    text = prompt_text(result)
+    expect(SKILL_PROMPT_ARG_VALUE in text, f"prompt text lacks {SKILL_PROMPT_ARG_VALUE!r}; it ends with: {short(text[-300:])}")
+    expect("$ARGUMENTS" not in text, "prompt text still holds $ARGUMENTS")
+    how = "appended" if f"ARGUMENTS: {SKILL_PROMPT_ARG_VALUE}" in text else "substituted"
+    return f"argument {how}"
+
+
+@check("load_skill_tool")
+async def check_load_skill_tool(ctx: Ctx) -> str | None:
+    result = await ctx.session.call_tool(LOAD_SKILL_TOOL, LOAD_SKILL_ARGS)
+    text = content_text(result.content)
+    expect(not result.is_error, f"isError=true: {short(text)}")
+    missing = [want for want in LOAD_SKILL_EXPECT if want not in text]
+    expect(not missing, f"text lacks {missing}: {short(text)}")
+    return None
+
+
+async def call_refused(ctx: Ctx, name: str, args: dict[str, Any]) -> str:
+    """Call a tool that must refuse with an isError result; returns its text."""
+    result = await ctx.session.call_tool(name, args)
+    text = content_text(result.content)
+    expect(result.is_error, f"{name} {json.dumps(args)} succeeded: {short(text)}")
+    return text
+
+
+@check("read_skill_file_tool")
+async def check_read_skill_file_tool(ctx: Ctx) -> str | None:
+    disk = ctx.opts.repo / SKILLS_DIR / INDEX_SKILL / READ_SKILL_FILE_PATH
+    want = disk.read_bytes().decode("utf-8")
+    args = {"skill": READ_SKILL_FILE_SKILL, "path": READ_SKILL_FILE_PATH}
+    result = await ctx.session.call_tool(READ_SKILL_FILE_TOOL, args)
+    text = content_text(result.content)
+    expect(not result.is_error, f"{json.dumps(args)}: isError=true: {short(text)}")
+    expect(
+        text == want,
+        f"{json.dumps(args)}: text ({len(text)} chars) differs from {disk} ({len(want)} chars): {short(text)}",
+    )
+    for path, secret_file in READ_SKILL_FILE_ESCAPES:
+        secret_path = Path(secret_file) if os.path.isabs(secret_file) else ctx.opts.repo / secret_file
+        secret = secret_path.read_text(encoding="utf-8", errors="replace")
+        args = {"skill": READ_SKILL_FILE_SKILL, "path": path}
+        refusal = await call_refused(ctx, READ_SKILL_FILE_TOOL, args)
+        leaks = leaked_lines(refusal, secret)
+        expect(not leaks, f"{json.dumps(args)}: the refusal holds lines of {secret_path}: {short(leaks)}")
+    return f"{len(READ_SKILL_FILE_ESCAPES)} escapes refused"
+
+
+@check("read_skill_file_link")
+async def check_read_skill_file_link(ctx: Ctx) -> str | None:
+    public, marker = ctx.opts.link_skill, ctx.opts.link_marker
+    if public is None or marker is None:
+        raise CheckSkipped("no --link-skill given")
+    namespace, sep, skill = public.partition("__")
+    expect(bool(sep and namespace and skill), f"--link-skill {public!r} is not NS__NAME")
+    entry_uri = skill_uri(namespace, skill, SKILL_ENTRY)
+    link_uri = skill_uri(namespace, skill, LINK_FILE)
+
+    # The skill itself is served (else every refusal below would prove nothing).
+    resources, _ = await list_resources(ctx)
+    uris = [str(r.uri) for r in resources]
+    expect(entry_uri in uris, f"resources/list lacks {entry_uri!r}: is {public} served? got {uris}")
+    expect(link_uri not in uris, f"resources/list holds the link {link_uri!r}")
+    loaded = await ctx.session.call_tool(LOAD_SKILL_TOOL, {"name": public})
+    loaded_text = content_text(loaded.content)
+    expect(not loaded.is_error, f"{LOAD_SKILL_TOOL} {public}: isError=true: {short(loaded_text)}")
+    expect(f"<file>{LINK_FILE}</file>" not in loaded_text, f"{LOAD_SKILL_TOOL} {public} lists {LINK_FILE}: {short(loaded_text)}")
+
+    await call_refused(ctx, READ_SKILL_FILE_TOOL, {"skill": public, "path": LINK_FILE})
+    try:
+        read = await ctx.session.read_resource(link_uri)
+    except MCPError as exc:
+        how = f"JSON-RPC error {exc.error.code}"  # type: ignore[attr-defined]
+    else:
+        raise CheckFailed(f"resources/read {link_uri} succeeded: {short(read.contents)}")
+
+    # Nothing the server sent this session (initialize included) holds the marker,
+    # in any string of any message or inside a base64 blob.
+    for index, message in enumerate(ctx.transcript):
+        for text in strings_in(message):
+            expect(marker not in text, f"message #{index} from the server holds the marker: {short(message, 600)}")
+    return f"refused by the tool and by resources/read ({how}); {len(ctx.transcript)} messages free of the marker"
+
+
 @check("ping")
 async def check_ping(ctx: Ctx) -> str | None:
     await ctx.session.send_ping()
@@ -334,6 +655,10 @@ class Report:
         self.passed += 1
         print(f"ok   {name}" + (f" ({note})" if note else ""), flush=True)
 
+    def skip(self, name: str, reason: str) -> None:
+        self.done.add(name)
+        print(f"skip {name}: {reason}", flush=True)
+
     def fail(self, name: str, reason: str) -> None:
         self.done.add(name)
         self.failed += 1
@@ -352,10 +677,25 @@ def flatten(exc: BaseException) -> list[BaseException]:
     return [exc]
 
 
-async def run_checks(report: Report, server: StdioServerParameters, timeout: float) -> None:
-    async with stdio_client(server, errlog=sys.stderr) as (read, write):
-        async with ClientSession(read, write, read_timeout_seconds=timeout) as session:
-            ctx = Ctx(session)
+async def tap_messages(source: Any, sink: Any, transcript: list[Any]) -> None:
+    """Forward what the server sends to the session, keeping a JSON copy of each message."""
+    async with sink:
+        async for item in source:
+            if isinstance(item, SessionMessage):
+                transcript.append(item.message.model_dump(by_alias=True, mode="json", exclude_none=True))
+            try:
+                await sink.send(item)
+            except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+                return
+
+
+async def run_checks(report: Report, server: StdioServerParameters, timeout: float, opts: Options) -> None:
+    async with stdio_client(server, errlog=sys.stderr) as (read, write), anyio.create_task_group() as tap:
+        transcript: list[Any] = []
+        tapped_send, tapped_read = anyio.create_memory_object_stream[SessionMessage | Exception](0)
+        tap.start_soon(tap_messages, read, tapped_send, transcript)
+        async with ClientSession(tapped_read, write, read_timeout_seconds=timeout) as session:
+            ctx = Ctx(session, opts, transcript)
             for name, fn in CHECKS:
                 if name != "initialize" and ctx.init is None:
                     report.fail(name, "not run: initialize failed")
@@ -363,6 +703,8 @@ async def run_checks(report: Report, server: StdioServerParameters, timeout: flo
                 try:
                     with anyio.fail_after(timeout):
                         note = await fn(ctx)
+                except CheckSkipped as exc:
+                    report.skip(name, str(exc))
                 except CheckFailed as exc:
                     report.fail(name, str(exc))
                 except TimeoutError:
@@ -373,13 +715,14 @@ async def run_checks(report: Report, server: StdioServerParameters, timeout: flo
                     report.fail(name, describe_error(exc))
                 else:
                     report.ok(name, note)
+        tap.cancel_scope.cancel()
 
 
-async def main_async(command: list[str], timeout: float) -> int:
+async def main_async(command: list[str], timeout: float, opts: Options) -> int:
     report = Report()
     server = StdioServerParameters(command=command[0], args=command[1:], env=dict(os.environ))
     try:
-        await run_checks(report, server, timeout)
+        await run_checks(report, server, timeout, opts)
     except BaseException as exc:  # noqa: BLE001 - includes ExceptionGroup from the task groups
         if isinstance(exc, KeyboardInterrupt):
             raise
@@ -410,11 +753,31 @@ def main(argv: list[str]) -> int:
         default=float(os.environ.get("CAPMUX_INTEROP_TIMEOUT", DEFAULT_CHECK_TIMEOUT)),
         help=f"seconds allowed per check (default {DEFAULT_CHECK_TIMEOUT:g}, env CAPMUX_INTEROP_TIMEOUT)",
     )
-    opts = parser.parse_args(own)
+    parser.add_argument(
+        "--repo",
+        type=Path,
+        default=Path.cwd(),
+        help="the capmux checkout whose skills/ the server serves (default: the current directory)",
+    )
+    parser.add_argument(
+        "--link-skill",
+        metavar="NS__NAME",
+        help="a served skill whose outside.md links to a file outside it; enables read_skill_file_link",
+    )
+    parser.add_argument(
+        "--link-marker",
+        metavar="TEXT",
+        help="text in the linked file that must never reach the client (required with --link-skill)",
+    )
+    args = parser.parse_args(own)
     if not command:
         print("error: no server command after '--'", file=sys.stderr)
         return 2
-    return anyio.run(main_async, command, opts.timeout)
+    if (args.link_skill is None) != (args.link_marker is None) or args.link_marker == "":
+        print("error: --link-skill and a non-empty --link-marker go together", file=sys.stderr)
+        return 2
+    opts = Options(repo=args.repo.resolve(), link_skill=args.link_skill, link_marker=args.link_marker)
+    return anyio.run(main_async, command, args.timeout, opts)
 
 
 if __name__ == "__main__":
