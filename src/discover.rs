@@ -8,7 +8,7 @@
 //! roots hold the same package id, the first keeps it and the later one is reported as
 //! shadowed, never silently dropped.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use crate::config::{self, Config};
@@ -116,8 +116,13 @@ pub fn discover(roots: &[Root]) -> (Vec<Package>, Vec<Diagnostic>) {
     let mut packages: Vec<Package> = Vec::new();
     let mut diagnostics = Vec::new();
     let mut seen: BTreeMap<String, PathBuf> = BTreeMap::new();
+    let mut visited: BTreeSet<PathBuf> = BTreeSet::new();
     for root in roots {
         for dir in package_dirs(root, &mut diagnostics) {
+            // The same folder reached twice (`--package X check X`) is one package, not two.
+            if !visited.insert(dir.canonicalize().unwrap_or_else(|_| dir.clone())) {
+                continue;
+            }
             let id = if dir == root.path {
                 root.id.as_deref()
             } else {

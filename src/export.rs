@@ -15,11 +15,13 @@
 //! skill of the same name, the first is exported and the later one is reported.
 
 use std::collections::BTreeMap;
-use std::fs::{self, File};
+use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use nix::fcntl::{AT_FDCWD, RenameFlags, renameat2};
+use std::os::unix::fs::OpenOptionsExt;
+
+use nix::fcntl::{AT_FDCWD, OFlag, RenameFlags, renameat2};
 use serde::{Deserialize, Serialize};
 
 use crate::diagnostic::Diagnostic;
@@ -80,7 +82,14 @@ pub fn export(pool: &Pool, dir: &Path) -> Result<Report, ExportError> {
     };
     fs::create_dir_all(dir).map_err(folder_error)?;
     let dir = dir.canonicalize().map_err(folder_error)?;
-    let lock = File::create(dir.join(LOCK)).map_err(folder_error)?;
+    // O_NOFOLLOW: a link planted at the lock's name must not make us truncate its target.
+    let lock = fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .custom_flags(OFlag::O_NOFOLLOW.bits())
+        .open(dir.join(LOCK))
+        .map_err(folder_error)?;
     lock.lock().map_err(folder_error)?;
 
     let record_path = dir.join(RECORD);
@@ -201,7 +210,11 @@ fn write_record(path: &Path, record: &Record) -> Result<(), ExportError> {
         source,
     };
     let temp = path.with_extension(format!("json.tmp-{}", std::process::id()));
-    let mut file = File::create(&temp).map_err(error)?;
+    let mut file = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&temp)
+        .map_err(error)?;
     let text = serde_json::to_string_pretty(record).unwrap_or_default();
     file.write_all(text.as_bytes()).map_err(error)?;
     file.sync_all().map_err(error)?;

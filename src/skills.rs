@@ -49,9 +49,15 @@ pub fn index_text(
     load_tool: &str,
     descriptions: bool,
 ) -> String {
-    let mut text = format!(
-        "Skills are folders of instructions for particular tasks. When a task matches a skill's description, load the skill before starting: call the `{load_tool}` tool with its name, or read its SKILL.md resource.\n\n<available_skills>\n"
-    );
+    let mut text = if descriptions {
+        format!(
+            "Skills are folders of instructions for particular tasks. When a task matches a skill's description, load the skill before starting: call the `{load_tool}` tool with its name, or read its SKILL.md resource.\n\n<available_skills>\n"
+        )
+    } else {
+        format!(
+            "Load a skill with the `{load_tool}` tool before a task it fits; their descriptions are in the MCP prompt `system`.\n<available_skills>\n"
+        )
+    };
     for (name, description, location) in skills {
         let (name, location) = (escape_xml(name), escape_xml(location));
         if descriptions {
@@ -66,11 +72,6 @@ pub fn index_text(
         }
     }
     text.push_str("</available_skills>");
-    if !descriptions {
-        text.push_str(
-            "\nThe skills' descriptions are in the MCP prompt `system`; load a skill to read it.",
-        );
-    }
     text
 }
 
@@ -128,13 +129,21 @@ pub fn find_file<'s>(skill: &'s Skill, public: &str, path: &str) -> Result<&'s S
         })
 }
 
-/// Reads a listed file of a skill, checking it is still a regular file inside the folder.
+/// Reads a listed file of a skill, checking it is still a regular file inside the folder:
+/// a file or a folder on its path swapped for a link since loading is refused.
 pub fn read_file(skill: &Skill, file: &SkillFile) -> Result<Vec<u8>, String> {
-    let path = skill.dir.join(&file.path);
+    let path = skill.dir.join(&file.file);
+    let refused = || {
+        format!(
+            "`{}` is no longer a regular file inside the skill",
+            file.path
+        )
+    };
     let meta = std::fs::symlink_metadata(&path)
         .map_err(|err| format!("cannot read `{}`: {err}", file.path))?;
-    if !meta.is_file() {
-        return Err(format!("`{}` is no longer a regular file", file.path));
+    let inside = path.canonicalize().is_ok_and(|real| real == path);
+    if !meta.is_file() || !inside {
+        return Err(refused());
     }
     std::fs::read(&path).map_err(|err| format!("cannot read `{}`: {err}", file.path))
 }

@@ -18,6 +18,10 @@ pub const RESOURCE_URI: &str = "capmux://system-prompt";
 /// The name of the merged system prompt as an MCP prompt.
 pub const PROMPT_NAME: &str = "system";
 
+/// What the instructions keep for the other parts when a kept part (the skills index) is
+/// long: room for a line and the truncation note.
+const REST_RESERVE: usize = 120;
+
 /// One part of the merged system prompt.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Part {
@@ -62,16 +66,17 @@ impl SystemPrompt {
     }
 
     /// The text for MCP `instructions`: the whole text when it fits `budget` bytes. Else the
-    /// parts that have a brief form come first, whole if they fit in the budget less a
-    /// quarter kept for the others, else in brief; the others are cut at a line end with a
-    /// note that says where the whole text is.
+    /// parts that have a brief form come first, whole if they fit in the budget less a small
+    /// reserve for the others, else in brief; the others are cut at a line end with a note
+    /// that says where the whole text is.
     pub fn instructions(&self, provider: Option<&str>, budget: usize) -> String {
         let whole = self.render(provider);
         if whole.len() <= budget {
             return whole;
         }
         let rest = render(self.parts_for(provider).filter(|p| p.brief.is_none()));
-        let room = budget.saturating_sub(rest.len().min(budget / 4) + 2);
+        // The others keep room for a first line and the truncation note at least.
+        let room = budget.saturating_sub(rest.len().min(REST_RESERVE) + 2);
         let kept_parts: Vec<&Part> = self
             .parts_for(provider)
             .filter(|p| p.brief.is_some())

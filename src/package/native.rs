@@ -882,7 +882,12 @@ fn read_skills(r: &mut Reader<'_>, m: &Map<String, Value>) -> Parsed<Vec<Skill>>
         }
     };
     if skill::find_entry(r.root).is_some()
-        && let Some(root_skill) = skill::load(r.root, &package, &mut r.diagnostics)
+        && let Some(root_skill) = skill::load_skipping(
+            r.root,
+            &[MANIFEST, "node_modules", "skills", "package-lock.json"],
+            &package,
+            &mut r.diagnostics,
+        )
     {
         skills.push(root_skill);
     }

@@ -62,8 +62,11 @@ const KNOWN_KEYS: &[&str] = &[
 /// One file of a skill.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct SkillFile {
-    /// Relative to the skill folder, with `/` separators.
+    /// Relative to the skill folder, with `/` separators, as served: a lowercase
+    /// `skill.md` is served as `SKILL.md`, the name every client looks for.
     pub path: String,
+    /// Where it is on disk, relative to the skill folder.
+    pub file: String,
     pub size: u64,
     /// `sha256:` and 64 lowercase hex digits.
     pub digest: String,
@@ -91,13 +94,9 @@ pub struct Skill {
 }
 
 impl Skill {
-    /// The entry file as listed (`SKILL.md`, or `skill.md` when that is what the folder has).
+    /// The entry file as served.
     pub fn entry(&self) -> &str {
-        self.files
-            .iter()
-            .map(|f| f.path.as_str())
-            .find(|p| *p == SKILL_MD || *p == SKILL_MD_LOWER)
-            .unwrap_or(SKILL_MD)
+        SKILL_MD
     }
 }
 
@@ -163,6 +162,17 @@ pub fn load_collection(dir: &Path, package: &str, diagnostics: &mut Vec<Diagnost
 
 /// Loads the skill in `dir`; `None` (with an error) when it cannot be served.
 pub fn load(dir: &Path, package: &str, diagnostics: &mut Vec<Diagnostic>) -> Option<Skill> {
+    load_skipping(dir, &[], package, diagnostics)
+}
+
+/// Loads the skill in `dir` leaving out the top-level entries `skip`: a package whose root is
+/// also a skill keeps its manifest, dependencies and other skills out of the skill's files.
+pub fn load_skipping(
+    dir: &Path,
+    skip: &[&str],
+    package: &str,
+    diagnostics: &mut Vec<Diagnostic>,
+) -> Option<Skill> {
     let Some(entry) = find_entry(dir) else {
         diagnostics.push(Diagnostic::error(dir, "no SKILL.md in this folder").in_package(package));
         return None;
@@ -214,11 +224,13 @@ pub fn load(dir: &Path, package: &str, diagnostics: &mut Vec<Diagnostic>) -> Opt
             body,
             lenient,
         }) => {
-            if let Some(reason) = lenient {
-                report(Diagnostic::warning(
+            if let Some(YamlError { reason, line }) = lenient {
+                let mut warning = Diagnostic::warning(
                     &entry,
                     format!("frontmatter is not valid YAML ({reason}); it was read line by line"),
-                ));
+                );
+                warning.line = line;
+                report(warning);
             }
             (frontmatter, body)
         }
@@ -285,11 +297,20 @@ pub fn load(dir: &Path, package: &str, diagnostics: &mut Vec<Diagnostic>) -> Opt
         .get("user-invocable")
         .and_then(truthy)
         .unwrap_or(true);
+    // `argument-hint: [issue-number]` is YAML for a list; it means the text as written.
     let argument_hint = frontmatter.get("argument-hint").map(|v| match v {
         Value::String(s) => s.clone(),
+        Value::Array(items) => format!(
+            "[{}]",
+            items
+                .iter()
+                .map(|i| i.as_str().map_or_else(|| i.to_string(), str::to_owned))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
         other => other.to_string(),
     });
-    let files = list_files(&dir, &mut report);
+    let files = list_files(&dir, skip, &mut report);
     Some(Skill {
         name,
         dir,
@@ -307,7 +328,14 @@ pub fn load(dir: &Path, package: &str, diagnostics: &mut Vec<Diagnostic>) -> Opt
 pub struct Parsed {
     pub frontmatter: Map<String, Value>,
     pub body: String,
-    pub lenient: Option<String>,
+    pub lenient: Option<YamlError>,
+}
+
+/// Why strict YAML failed, and where in the SKILL.md (1-based line).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct YamlError {
+    pub reason: String,
+    pub line: Option<usize>,
 }
 
 /// Splits a SKILL.md into its frontmatter and body.
@@ -337,29 +365,43 @@ pub fn parse(text: &str) -> Result<Parsed, String> {
             body,
             lenient: None,
         }),
-        Err(reason) => {
+        Err(error) => {
             let frontmatter = lenient(&yaml);
             if frontmatter.is_empty() {
-                return Err(format!("the frontmatter cannot be read: {reason}"));
+                let at = error
+                    .line
+                    .map(|l| format!(" (line {l})"))
+                    .unwrap_or_default();
+                return Err(format!(
+                    "the frontmatter cannot be read: {}{at}",
+                    error.reason
+                ));
             }
             Ok(Parsed {
                 frontmatter,
                 body,
-                lenient: Some(reason),
+                lenient: Some(error),
             })
         }
     }
 }
 
-fn strict(yaml: &str) -> Result<Map<String, Value>, String> {
-    let docs = YamlLoader::load_from_str(yaml).map_err(|e| e.to_string())?;
+fn strict(yaml: &str) -> Result<Map<String, Value>, YamlError> {
+    // The frontmatter starts on the SKILL.md's second line, after `---`.
+    let docs = YamlLoader::load_from_str(yaml).map_err(|e| YamlError {
+        reason: e.info().to_owned(),
+        line: Some(e.marker().line() + 1),
+    })?;
     match docs.into_iter().next() {
         None => Ok(Map::new()),
         Some(Yaml::Hash(hash)) => Ok(hash
             .into_iter()
             .filter_map(|(k, v)| Some((yaml_key(&k)?, to_json(v))))
             .collect()),
-        Some(_) => Err("the frontmatter is not a mapping of keys to values".into()),
+        Some(_) => Err(YamlError {
+            reason: "the frontmatter is not a mapping of keys to values".into(),
+            line: None,
+        }),
     }
 }
 
@@ -459,9 +501,9 @@ fn is_spec_name(name: &str) -> bool {
         && !name.contains("--")
 }
 
-/// Every regular file below `dir` (hidden ones left out), with digests; links are reported
-/// and never followed.
-fn list_files(dir: &Path, report: &mut impl FnMut(Diagnostic)) -> Vec<SkillFile> {
+/// Every regular file below `dir` (hidden ones and the top-level names in `skip` left out),
+/// with digests; links are reported and never followed.
+fn list_files(dir: &Path, skip: &[&str], report: &mut impl FnMut(Diagnostic)) -> Vec<SkillFile> {
     let mut files = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(folder) = stack.pop() {
@@ -474,7 +516,8 @@ fn list_files(dir: &Path, report: &mut impl FnMut(Diagnostic)) -> Vec<SkillFile>
         };
         for entry in entries.filter_map(Result::ok) {
             let path = entry.path();
-            if entry.file_name().to_string_lossy().starts_with('.') {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.starts_with('.') || (folder == dir && skip.contains(&name.as_str())) {
                 continue;
             }
             let Ok(kind) = entry.file_type() else {
@@ -510,7 +553,12 @@ fn list_files(dir: &Path, report: &mut impl FnMut(Diagnostic)) -> Vec<SkillFile>
                         mime: mime_type(&rel),
                         size: bytes.len() as u64,
                         digest: digest(&bytes),
-                        path: rel,
+                        path: if rel == SKILL_MD_LOWER {
+                            SKILL_MD.to_owned()
+                        } else {
+                            rel.clone()
+                        },
+                        file: rel,
                     }),
                     Err(err) => report(Diagnostic::warning(
                         &path,
@@ -609,7 +657,7 @@ mod tests {
         // The shape of anthropics/claude-code's plugin-dev agent-creator.md.
         let text = "---\nname: agent-creator\ndescription: Use this agent to create agents. Examples:\n<example>\nContext: The user wants a reviewer\nuser: \"Create a code reviewer\"\n</example>\nmodel: inherit\n---\nbody\n";
         let parsed = parse(text).unwrap();
-        assert!(parsed.lenient.is_some());
+        assert_eq!(parsed.lenient.as_ref().and_then(|e| e.line), Some(3));
         assert_eq!(
             parsed.frontmatter["description"],
             "Use this agent to create agents. Examples: <example> Context: The user wants a reviewer user: \"Create a code reviewer\" </example>"

@@ -33,6 +33,19 @@ fn check_passes_the_bundled_plugins() {
 }
 
 #[test]
+fn a_package_named_twice_is_one_package() {
+    let home = tempfile::tempdir().expect("tempdir");
+    let plugin = support::repo().join("plugins/text-tools");
+    let (code, stdout, _) = run(capmux(home.path())
+        .arg("--package")
+        .arg(&plugin)
+        .arg("check")
+        .arg(&plugin));
+    assert_eq!(code, 0, "{stdout}");
+    assert!(stdout.ends_with("0 errors, 0 warnings\n"), "{stdout}");
+}
+
+#[test]
 fn check_fails_on_a_broken_package_and_says_where() {
     let home = tempfile::tempdir().expect("tempdir");
     let root = home.path().join("broken");

@@ -7,4 +7,5 @@ mod loader;
 mod runner;
 mod schema;
 mod server;
+mod skills;
 mod support;
