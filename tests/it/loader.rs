@@ -18,6 +18,8 @@ use capmux::package::{
 use capmux::{Config, Diagnostic, Options, Overrides, Pool, Severity};
 use serde_json::json;
 
+use crate::support;
+
 /// The id of the `good/full` fixture.
 const FULL: &str = "capmux-plugin-full";
 
@@ -123,20 +125,6 @@ fn is_public_name(name: &str) -> bool {
     let mut chars = name.chars();
     chars.next().is_some_and(|c| c.is_ascii_alphabetic())
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-}
-
-/// Copies a fixture tree into `to`, so a test can add links or large files to it.
-fn copy_tree(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).expect("create folder");
-    for entry in std::fs::read_dir(from).expect("read fixture folder") {
-        let entry = entry.expect("folder entry");
-        let target = to.join(entry.file_name());
-        if entry.file_type().expect("file type").is_dir() {
-            copy_tree(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).expect("copy fixture file");
-        }
-    }
 }
 
 /// A config read from `text`, as if from `capmux.toml` at the repository root.
@@ -709,7 +697,7 @@ fn prompt_files_that_climb_out_of_the_root_are_refused() {
 fn prompt_files_that_leave_the_root_through_a_link_are_refused() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let root = tmp.path().join("symlink-escape");
-    copy_tree(&fixture("broken/symlink-escape"), &root);
+    support::copy_tree(&fixture("broken/symlink-escape"), &root);
     let outside = tmp.path().join("outside.md");
     std::fs::write(&outside, "A secret beside the package.\n").expect("write outside file");
     let prompts = root.join("prompts");
@@ -902,7 +890,7 @@ fn unknown_permission_keeps_the_package_out() {
 /// A copy of `broken/huge-prompt-file` whose `prompts/huge.md` has `len` bytes.
 fn huge_prompt_package(tmp: &Path, len: u64) -> PathBuf {
     let root = tmp.join("huge-prompt-file");
-    copy_tree(&fixture("broken/huge-prompt-file"), &root);
+    support::copy_tree(&fixture("broken/huge-prompt-file"), &root);
     std::fs::create_dir_all(root.join("prompts")).expect("prompts folder");
     let text = "x".repeat(usize::try_from(len).expect("fits"));
     std::fs::write(root.join("prompts/huge.md"), text).expect("write huge prompt");
@@ -1164,7 +1152,7 @@ fn a_setting_default_of_the_wrong_type_is_reported_and_not_served() {
 fn a_package_json_starting_with_a_byte_order_mark_loads() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let root = tmp.path().join("full");
-    copy_tree(&fixture("good/full"), &root);
+    support::copy_tree(&fixture("good/full"), &root);
     let text = std::fs::read_to_string(manifest(&root)).expect("read manifest");
     std::fs::write(manifest(&root), format!("\u{feff}{text}")).expect("write manifest");
     let package = load_clean(&root);

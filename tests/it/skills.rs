@@ -69,19 +69,6 @@ fn tempdir() -> (tempfile::TempDir, PathBuf) {
     (dir, path)
 }
 
-fn copy_tree(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).expect("create folder");
-    for entry in std::fs::read_dir(from).expect("read fixture folder") {
-        let entry = entry.expect("entry");
-        let target = to.join(entry.file_name());
-        if entry.file_type().expect("file type").is_dir() {
-            copy_tree(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).expect("copy file");
-        }
-    }
-}
-
 /// One entry of a folder as `tree` sees it; links are recorded, never followed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Node {
@@ -201,7 +188,7 @@ fn mcp_error(err: ServiceError) -> rmcp::model::ErrorData {
 /// the skill (`secret.md` to a file, `outside` to a folder), both next to `root/outside/`.
 fn served_with_links(root: &Path) -> PathBuf {
     let served = root.join("sources/served");
-    copy_tree(&fixture("served"), &served);
+    support::copy_tree(&fixture("served"), &served);
     let forms = served.join("pdf-forms");
     std::fs::create_dir_all(forms.join("assets")).expect("mkdir assets");
     std::fs::write(forms.join("assets/logo.png"), PNG).expect("write png");
@@ -279,7 +266,7 @@ fn pool_of(roots: &[PathBuf], cwd: &Path) -> Pool {
 /// A copy of `served/` without links, as the package `team-skills`, plus a PNG.
 fn team_skills(root: &Path) -> PathBuf {
     let dir = root.join("sources/team-skills");
-    copy_tree(&fixture("served"), &dir);
+    support::copy_tree(&fixture("served"), &dir);
     std::fs::create_dir_all(dir.join("pdf-forms/assets")).expect("mkdir assets");
     std::fs::write(dir.join("pdf-forms/assets/logo.png"), PNG).expect("write png");
     dir
@@ -710,7 +697,7 @@ fn capmux_check_accepts_a_skill_folder_and_counts_its_skill() {
 #[test]
 fn skill_paths_and_skills_dir_in_the_config_are_sources() {
     let (_tmp, root) = tempdir();
-    copy_tree(&fixture("packages/ops"), &root.join("mine/ops-skills"));
+    support::copy_tree(&fixture("packages/ops"), &root.join("mine/ops-skills"));
     let project = root.join("project");
     std::fs::create_dir_all(&project).expect("mkdir project");
     let text = format!(
@@ -762,11 +749,11 @@ fn skill_paths_and_skills_dir_in_the_config_are_sources() {
 fn the_project_and_user_skill_folders_are_read_by_the_binary() {
     let (_tmp, home) = tempdir();
     let project = home.join("project");
-    copy_tree(
+    support::copy_tree(
         &fixture("packages/acme/skills"),
         &project.join(".capmux/skills"),
     );
-    copy_tree(
+    support::copy_tree(
         &fixture("packages/sql-review"),
         &home.join("data/capmux/skills/sql-review"),
     );
@@ -1694,7 +1681,7 @@ fn a_skill_holding_a_link_is_not_exported_and_nothing_is_written_for_it() {
 fn a_frontmatter_name_cannot_steer_where_a_skill_is_written() {
     let (_tmp, root) = tempdir();
     let hostile = root.join("sources/path-name");
-    copy_tree(&fixture("hostile/path-name"), &hostile);
+    support::copy_tree(&fixture("hostile/path-name"), &hostile);
     let loaded = support::load(std::slice::from_ref(&hostile), "", &root);
     let entry = hostile.join("SKILL.md");
     assert_eq!(

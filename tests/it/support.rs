@@ -118,3 +118,17 @@ pub fn text_of(result: &rmcp::model::CallToolResult) -> String {
         .collect::<Vec<_>>()
         .join("\n")
 }
+
+/// Copies a fixture tree into `to`, so a test can add links or large files to it.
+pub fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("create folder");
+    for entry in std::fs::read_dir(from).expect("read fixture folder") {
+        let entry = entry.expect("folder entry");
+        let target = to.join(entry.file_name());
+        if entry.file_type().expect("file type").is_dir() {
+            copy_tree(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).expect("copy fixture file");
+        }
+    }
+}
