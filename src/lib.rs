@@ -14,6 +14,7 @@ pub mod export;
 pub mod names;
 pub mod package;
 pub mod pool;
+pub mod process;
 pub mod runner;
 pub mod server;
 pub mod skills;

@@ -2,26 +2,19 @@
 //!
 //! What a call goes through, in order: the package must declare and hold `shell:execute`;
 //! its required settings must be set; the arguments must match the tool's `inputSchema`.
-//! Only then does a process start: in the package root, in a process group of its own, with
-//! an allow-listed environment (never the host's whole environment). Its stdout is kept up
-//! to a limit and drained past it; the tail of its stderr is kept for error messages. When
-//! it exits, times out or the caller cancels, the whole group is killed, so no grandchild
-//! outlives the call.
+//! Only then does a process start, through `process` (its own process group, an
+//! allow-listed environment, bounded output, the group killed when the call ends).
 //!
 //! Stdout is the result: a JSON object with a boolean `success` is the AionUi RFC's
 //! ToolResult (`data`, `error`, `display`); anything else is text. A non-zero exit or
 //! `success: false` is a tool error (`isError`) that says why.
 
-use std::path::{Path, PathBuf};
-use std::process::{ExitStatus, Stdio};
+use std::path::PathBuf;
+use std::process::ExitStatus;
 use std::time::Duration;
 
-use nix::sys::signal::{Signal, killpg};
-use nix::unistd::Pid;
 use rmcp::model::{CallToolResult, ContentBlock};
 use serde_json::{Map, Value};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
-use tokio::process::Command;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
@@ -29,14 +22,8 @@ use crate::expand::{self, Vars};
 use crate::package::{Permission, Tool, ToolHandler};
 use crate::pool::Active;
 
-/// How much of stderr is kept for an error message.
-const STDERR_TAIL: usize = 4096;
-
-/// How long the pipes may stay open after the process group is gone.
-const DRAIN_GRACE: Duration = Duration::from_millis(500);
-
-/// Host environment variables a command tool may see.
-pub const ENV_ALLOW: &[&str] = &["PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR"];
+pub use crate::process::ENV_ALLOW;
+use crate::process::{self, Ended, STDERR_TAIL};
 
 /// What every call shares: where the user works and how much output to pass on.
 #[derive(Debug, Clone)]
@@ -119,7 +106,7 @@ impl Runner {
             .map(|arg| expand::expand(arg, &vars))
             .collect::<Result<_, _>>()
             .map_err(|err| format!("tool `{public}` cannot run: {err}"))?;
-        let program = resolve_program(&argv[0], &package.root).ok_or_else(|| {
+        let program = process::resolve_program(&argv[0], &package.root).ok_or_else(|| {
             format!(
                 "tool `{public}` cannot run: command `{}` was not found",
                 argv[0]
@@ -134,78 +121,31 @@ impl Runner {
                     active.data_dir.display()
                 )
             })?;
-        let mut command = Command::new(&program);
-        command
-            .args(&argv[1..])
-            .current_dir(&package.root)
-            .env_clear()
-            .envs(
-                ENV_ALLOW
-                    .iter()
-                    .filter_map(|k| std::env::var_os(k).map(|v| (*k, v))),
-            )
-            .envs(self.capmux_env(active, tool))
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .process_group(0)
-            .kill_on_drop(true);
-        let mut child = command.spawn().map_err(|err| {
+        let timeout = Duration::from_millis(*timeout_ms);
+        let spec = process::Spec {
+            program: &program,
+            args: &argv[1..],
+            cwd: &package.root,
+            env: self.env(active, &tool.name),
+            stdin: serde_json::to_vec(&arguments).unwrap_or_default(),
+            timeout,
+            output_limit: self.output_limit,
+        };
+        let output = process::run(spec, cancel).await.map_err(|err| {
             format!(
                 "tool `{public}` cannot start `{}`: {err}",
                 program.display()
             )
         })?;
-        let pgid = child.id().map(|id| Pid::from_raw(id as i32));
-
-        let stdin = child.stdin.take();
-        let input = serde_json::to_vec(&arguments).unwrap_or_default();
-        // Written from its own task: a tool that prints before it reads must not deadlock
-        // against us filling its stdin.
-        let writer = tokio::spawn(async move {
-            if let Some(mut stdin) = stdin {
-                let _ = stdin.write_all(&input).await;
-                let _ = stdin.shutdown().await;
-            }
-        });
         let limit = self.output_limit;
-        let stdout = child
-            .stdout
-            .take()
-            .map(|r| tokio::spawn(read_head(r, limit)));
-        let stderr = child
-            .stderr
-            .take()
-            .map(|r| tokio::spawn(read_tail(r, STDERR_TAIL)));
-
-        let timeout = Duration::from_millis(*timeout_ms);
-        let outcome = tokio::select! {
-            status = child.wait() => Outcome::Exited(status.map_err(|e| e.to_string())),
-            () = tokio::time::sleep(timeout) => Outcome::TimedOut,
-            () = cancel.cancelled() => Outcome::Cancelled,
-        };
-        // The group goes in every case: after a normal exit this sweeps what the tool left
-        // running in the background, which would otherwise hold our pipes open.
-        if let Some(pgid) = pgid {
-            let _ = killpg(pgid, Signal::SIGKILL);
-        }
-        let _ = child.wait().await;
-        writer.abort();
-        let (out, out_total) = join_reader(stdout).await;
-        let (err_tail, _) = join_reader(stderr).await;
-
-        match outcome {
-            Outcome::TimedOut => Err(format!(
+        let (out, out_total, err_tail) = (&output.stdout, output.stdout_total, &output.stderr_tail);
+        match output.ended {
+            Ended::TimedOut => Err(format!(
                 "tool `{public}` timed out after {} ms and was stopped",
                 timeout.as_millis()
             )),
-            Outcome::Cancelled => Err(format!("tool `{public}` was cancelled")),
-            Outcome::Exited(Err(err)) => {
-                Err(format!("tool `{public}` could not be waited for: {err}"))
-            }
-            Outcome::Exited(Ok(status)) => {
-                Ok(to_result(public, status, &out, out_total, limit, &err_tail))
-            }
+            Ended::Cancelled => Err(format!("tool `{public}` was cancelled")),
+            Ended::Exited(status) => Ok(to_result(public, status, out, out_total, limit, err_tail)),
         }
     }
 
@@ -254,9 +194,10 @@ impl Runner {
         ))
     }
 
-    /// The `CAPMUX_*` variables of a call.
-    fn capmux_env(&self, active: &Active, tool: &Tool) -> Vec<(String, String)> {
-        let mut env = vec![
+    /// The environment of a call: the allow-listed host variables and the `CAPMUX_*` ones.
+    pub fn env(&self, active: &Active, item: &str) -> Vec<(String, String)> {
+        let mut env = process::host_env();
+        env.extend([
             (
                 "CAPMUX_PLUGIN_ROOT".to_owned(),
                 active.package.root.display().to_string(),
@@ -270,12 +211,12 @@ impl Runner {
                 self.workspace.display().to_string(),
             ),
             ("CAPMUX_PACKAGE".to_owned(), active.package.id.clone()),
-            ("CAPMUX_TOOL".to_owned(), tool.name.clone()),
+            ("CAPMUX_TOOL".to_owned(), item.to_owned()),
             (
                 "CAPMUX_SETTINGS".to_owned(),
                 Value::Object(active.settings.clone()).to_string(),
             ),
-        ];
+        ]);
         for (key, value) in &active.settings {
             let name: String = key
                 .chars()
@@ -297,84 +238,11 @@ impl Runner {
     }
 }
 
-enum Outcome {
-    Exited(Result<ExitStatus, String>),
-    TimedOut,
-    Cancelled,
-}
-
 fn is_set(value: &Value) -> bool {
     match value {
         Value::Null => false,
         Value::String(s) => !s.is_empty(),
         _ => true,
-    }
-}
-
-/// `program` as a path: relative to the package root when it has a `/`, else from `PATH`.
-fn resolve_program(program: &str, root: &Path) -> Option<PathBuf> {
-    if program.contains('/') {
-        let path = root.join(program);
-        return path.is_file().then_some(path);
-    }
-    let path = std::env::var_os("PATH")?;
-    which::which_in(program, Some(path), root).ok()
-}
-
-/// Reads all of `reader`, keeping the first `limit` bytes; returns them and the total.
-async fn read_head(mut reader: impl AsyncRead + Unpin, limit: usize) -> (Vec<u8>, usize) {
-    let mut kept = Vec::new();
-    let mut total = 0usize;
-    let mut buf = vec![0u8; 64 * 1024];
-    loop {
-        match reader.read(&mut buf).await {
-            Ok(0) | Err(_) => break,
-            Ok(n) => {
-                let room = limit.saturating_sub(kept.len());
-                kept.extend_from_slice(&buf[..n.min(room)]);
-                total += n;
-            }
-        }
-    }
-    (kept, total)
-}
-
-/// Reads all of `reader`, keeping the last `limit` bytes.
-async fn read_tail(mut reader: impl AsyncRead + Unpin, limit: usize) -> (Vec<u8>, usize) {
-    let mut kept: Vec<u8> = Vec::new();
-    let mut total = 0usize;
-    let mut buf = vec![0u8; 16 * 1024];
-    loop {
-        match reader.read(&mut buf).await {
-            Ok(0) | Err(_) => break,
-            Ok(n) => {
-                kept.extend_from_slice(&buf[..n]);
-                total += n;
-                if kept.len() > 2 * limit {
-                    kept.drain(..kept.len() - limit);
-                }
-            }
-        }
-    }
-    if kept.len() > limit {
-        kept.drain(..kept.len() - limit);
-    }
-    (kept, total)
-}
-
-async fn join_reader(
-    handle: Option<tokio::task::JoinHandle<(Vec<u8>, usize)>>,
-) -> (Vec<u8>, usize) {
-    let Some(mut handle) = handle else {
-        return (Vec::new(), 0);
-    };
-    // A process that escaped the group (setsid) may hold the pipe open; don't wait for it.
-    match tokio::time::timeout(DRAIN_GRACE, &mut handle).await {
-        Ok(Ok(read)) => read,
-        _ => {
-            handle.abort();
-            (Vec::new(), 0)
-        }
     }
 }
 
