@@ -11,6 +11,8 @@ pub mod diagnostic;
 pub mod discover;
 pub mod expand;
 pub mod export;
+pub mod hooks;
+pub mod host;
 pub mod names;
 pub mod package;
 pub mod pool;

@@ -22,6 +22,7 @@ Examples:
   capmux tools                                   list every tool with its origin
   capmux call text-tools__word_count '{\"text\":\"hello world\"}'
   capmux prompt --provider claude                print the merged system prompt
+  capmux compose 'Fix the login bug'             the first message for an agent host
 
 Connect a client:
   claude mcp add capmux -- capmux serve";
@@ -79,6 +80,37 @@ enum Command {
         /// The arguments as a JSON object.
         #[arg(default_value = "{}")]
         arguments: String,
+    },
+    /// Compose the first message of a conversation (host API): rules, system prompts and
+    /// skills index, then the message, after the beforeMessage hooks; exit 1 if a hook
+    /// cancels it.
+    #[command(
+        after_help = "Examples:\n  capmux compose 'Fix the login bug' --provider claude\n  echo 'Fix the login bug' | capmux compose --json"
+    )]
+    Compose {
+        /// The user's message; read from stdin when left out.
+        message: Option<String>,
+        /// Keep the system prompts meant for this provider (claude, gemini, codex, ...).
+        #[arg(long)]
+        provider: Option<String>,
+        /// The conversation's id, passed to hooks as session_id.
+        #[arg(long)]
+        conversation: Option<String>,
+        /// Print the message, the parts and the hooks' context as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run the afterResponse hooks over a model's reply (host API); exit 1 if a hook blocks it.
+    #[command(after_help = "Example:\n  capmux after-response 'Done: the bug is fixed.' --json")]
+    AfterResponse {
+        /// The reply; read from stdin when left out.
+        text: Option<String>,
+        /// The conversation's id, passed to hooks as session_id.
+        #[arg(long)]
+        conversation: Option<String>,
+        /// Print the reply and what the hooks did as JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// List the skills every client gets, or export them into a client's skills folder.
     #[command(subcommand)]
@@ -175,6 +207,54 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::List { json } => list(&load()?, &cwd, json),
         Command::Tools { json } => tools(&load()?, json),
         Command::Call { name, arguments } => call(load()?, cwd, &name, &arguments),
+        Command::Compose {
+            message,
+            provider,
+            conversation,
+            json,
+        } => {
+            let server = server_of(load()?, cwd);
+            let message = argument_or_stdin(message)?;
+            let composed = runtime()?.block_on(server.compose(
+                &message,
+                conversation.as_deref(),
+                provider.as_deref(),
+            ));
+            if json {
+                out(&serde_json::to_string_pretty(&composed)?)?;
+            } else if let Some(blocked) = &composed.cancelled {
+                let _ = writeln!(std::io::stderr(), "capmux: {}", blocked.message());
+            } else {
+                out(&composed.text)?;
+            }
+            Ok(if composed.cancelled.is_some() {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            })
+        }
+        Command::AfterResponse {
+            text,
+            conversation,
+            json,
+        } => {
+            let server = server_of(load()?, cwd);
+            let text = argument_or_stdin(text)?;
+            let responded =
+                runtime()?.block_on(server.after_response(&text, conversation.as_deref()));
+            if json {
+                out(&serde_json::to_string_pretty(&responded)?)?;
+            } else if let Some(blocked) = &responded.blocked {
+                let _ = writeln!(std::io::stderr(), "capmux: {}", blocked.message());
+            } else {
+                out(&responded.response)?;
+            }
+            Ok(if responded.blocked.is_some() {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            })
+        }
         Command::Skills(SkillsCommand::List) => skills_list(&load()?),
         Command::Skills(SkillsCommand::Export { to }) => skills_export(&load()?, &cwd, &to),
         Command::Schema => {
@@ -191,6 +271,31 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 out(&prompt.render(provider.as_deref()))?;
             }
             Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// The server over what was loaded, its diagnostics logged.
+fn server_of(loaded: Loaded, cwd: PathBuf) -> Server {
+    for d in loaded
+        .diagnostics
+        .iter()
+        .filter(|d| d.severity != Severity::Info)
+    {
+        log_diagnostic(d);
+    }
+    Server::new(loaded.pool, &loaded.config, cwd)
+}
+
+/// `value`, or all of stdin when it was left out.
+fn argument_or_stdin(value: Option<String>) -> anyhow::Result<String> {
+    match value {
+        Some(value) => Ok(value),
+        None => {
+            let mut text = String::new();
+            std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)
+                .context("cannot read stdin")?;
+            Ok(text.trim_end_matches('\n').to_owned())
         }
     }
 }

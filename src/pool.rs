@@ -17,7 +17,7 @@ use crate::config::Config;
 use crate::diagnostic::Diagnostic;
 use crate::names::{self, Names, QualifiedName};
 use crate::package::skill::Skill;
-use crate::package::{Package, Permission, Source};
+use crate::package::{HookHandler, Package, Permission, Source};
 use crate::skills;
 use crate::system_prompt::{self, Part, SystemPrompt};
 
@@ -69,6 +69,8 @@ pub enum PromptRoute {
         package: usize,
         skill: usize,
     },
+    /// The host API's first message: rules, system prompts, skills index, then the message.
+    Compose,
 }
 
 /// What stands behind a resource URI.
@@ -113,6 +115,9 @@ pub struct Pool {
     /// Skills by public name.
     pub skills: BTreeMap<String, SkillEntry>,
     pub system_prompt: SystemPrompt,
+    /// The hooks that may run, as (package, hook) indexes in the order they run: by package
+    /// priority, package id, position. Hooks whose package lacks the permission are left out.
+    pub hooks: Vec<(usize, usize)>,
     /// What went wrong while merging (collisions, settings); the loader's come separately.
     pub diagnostics: Vec<Diagnostic>,
     /// Public tool names handed out, with the reverse map.
@@ -189,6 +194,7 @@ impl Pool {
         }
         pool.register_items();
         pool.register_skills();
+        pool.register_hooks();
         pool.system_prompt = system_prompt_of(&pool.packages, config, &mut pool.diagnostics);
         if let Some(index) = pool.skills_index() {
             pool.system_prompt.parts.push(index);
@@ -405,6 +411,29 @@ impl Pool {
                 route: PromptRoute::System,
             },
         );
+        let compose = mcp::Prompt::new(
+            crate::host::COMPOSE_PROMPT,
+            Some(
+                "The first message of a conversation in the AionUi RFC layout: the rules, every package's system prompts and the skills index, then the message, after the beforeMessage hooks",
+            ),
+            Some(vec![
+                mcp::PromptArgument::new("message")
+                    .with_required(true)
+                    .with_description("the user's message"),
+                mcp::PromptArgument::new("provider")
+                    .with_required(false)
+                    .with_description(
+                        "claude, gemini, codex, …: keeps the system prompts meant for it",
+                    ),
+            ]),
+        );
+        self.prompts.insert(
+            crate::host::COMPOSE_PROMPT.into(),
+            Entry {
+                item: compose,
+                route: PromptRoute::Compose,
+            },
+        );
         let text_len = self.system_prompt.render(None).len() as u64;
         let resource = mcp::Resource::new(system_prompt::RESOURCE_URI, "system-prompt")
             .with_title("Merged system prompt")
@@ -534,6 +563,52 @@ impl Pool {
                 route: ToolRoute::ReadSkillFile,
             },
         );
+    }
+
+    /// Admits each hook whose package declares and holds what it needs (`shell:execute` for a
+    /// command, `network:fetch` for a URL) and whose matcher is valid; reports the others.
+    fn register_hooks(&mut self) {
+        for (p, active) in self.packages.iter().enumerate() {
+            if !active.enabled {
+                continue;
+            }
+            for (h, hook) in active.package.hooks.iter().enumerate() {
+                let needs = match hook.handler {
+                    HookHandler::Command { .. } => Permission::ShellExecute,
+                    HookHandler::Http { .. } => Permission::NetworkFetch,
+                };
+                let event = crate::hooks::capmux_name(hook.event);
+                let problem =
+                    if let Err(err) = crate::hooks::Matcher::parse(hook.matcher.as_deref()) {
+                        Some(err)
+                    } else if !active.holds(needs) {
+                        let how = if active.package.permissions.contains(&needs) {
+                            "has not been granted"
+                        } else {
+                            "does not declare"
+                        };
+                        Some(format!(
+                            "the package {how} `{needs}`, which a {} hook needs",
+                            match hook.handler {
+                                HookHandler::Command { .. } => "command",
+                                HookHandler::Http { .. } => "URL",
+                            }
+                        ))
+                    } else {
+                        None
+                    };
+                match problem {
+                    Some(problem) => self.diagnostics.push(
+                        Diagnostic::error(
+                            &active.package.root,
+                            format!("{event} hook #{h} is not run: {problem}"),
+                        )
+                        .in_package(active.package.id.clone()),
+                    ),
+                    None => self.hooks.push((p, h)),
+                }
+            }
+        }
     }
 
     /// The skills index as the last part of the system prompt.

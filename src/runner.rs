@@ -28,6 +28,7 @@ use crate::process::{self, Ended, STDERR_TAIL};
 /// What every call shares: where the user works and how much output to pass on.
 #[derive(Debug, Clone)]
 pub struct Runner {
+    /// The user's working directory: `${workspace}` and the `cwd` of hook events.
     pub workspace: PathBuf,
     pub output_limit: usize,
     /// Where to tell the user to write grants and settings.

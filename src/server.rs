@@ -28,7 +28,10 @@ use rmcp::model::{
 use rmcp::service::RequestContext;
 use rmcp::{RoleServer, ServerHandler};
 
+use serde_json::{Map, Value};
+
 use crate::config::Config;
+use crate::hooks::{self, Hook, HookEvent, Hooks};
 use crate::pool::{self, PromptRoute, ResourceRoute, SkillEntry, ToolRoute};
 use crate::runner::Runner;
 use crate::skills;
@@ -42,32 +45,89 @@ pub struct Server {
 }
 
 struct Inner {
-    /// The pool being served. Written only by a reload, which swaps in a new `Arc`; every
-    /// request clones the `Arc` once and works on that snapshot.
-    pool: RwLock<Arc<Pool>>,
+    /// The pool being served and its hooks. Written only by a reload, which swaps in a new
+    /// `Arc`; every request clones the `Arc` once and works on that snapshot.
+    served: RwLock<Arc<Served>>,
     runner: Runner,
     page_size: usize,
     instructions_budget: usize,
+    /// Hooks a library user added; kept to be added again to a reloaded pool's hooks.
+    extra_hooks: Vec<Arc<Hook>>,
+    /// This server's session id in hook events.
+    session_id: String,
+}
+
+/// A pool and the hook chain built from it.
+pub(crate) struct Served {
+    pub(crate) pool: Arc<Pool>,
+    pub(crate) hooks: Hooks,
 }
 
 impl Server {
     pub fn new(pool: Pool, config: &Config, workspace: PathBuf) -> Self {
+        let runner = Runner::new(config, workspace);
+        let hooks = package_hooks(&pool, &runner);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default();
         Server {
             inner: Arc::new(Inner {
-                pool: RwLock::new(Arc::new(pool)),
-                runner: Runner::new(config, workspace),
+                served: RwLock::new(Arc::new(Served {
+                    pool: Arc::new(pool),
+                    hooks,
+                })),
+                runner,
                 page_size: config.page_size(),
                 instructions_budget: config.instructions_budget(),
+                extra_hooks: Vec::new(),
+                session_id: format!("capmux-{}-{nanos:x}", std::process::id()),
             }),
+        }
+    }
+
+    /// Adds an in-process hook after the packages' hooks; for library users, before the
+    /// server is cloned or served.
+    pub fn with_hook(mut self, hook: Hook) -> Self {
+        let hook = Arc::new(hook);
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.extra_hooks.push(hook.clone());
+            let served = inner.served.get_mut().unwrap_or_else(|p| p.into_inner());
+            let mut hooks = served.hooks.clone();
+            hooks.push_shared(hook);
+            *served = Arc::new(Served {
+                pool: served.pool.clone(),
+                hooks,
+            });
+        }
+        self
+    }
+
+    pub(crate) fn served(&self) -> Arc<Served> {
+        match self.inner.served.read() {
+            Ok(served) => served.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
         }
     }
 
     /// The pool as it is now.
     pub fn pool(&self) -> Arc<Pool> {
-        match self.inner.pool.read() {
-            Ok(pool) => pool.clone(),
-            Err(poisoned) => poisoned.into_inner().clone(),
-        }
+        self.served().pool.clone()
+    }
+
+    /// The session id hook events carry.
+    pub fn session_id(&self) -> &str {
+        &self.inner.session_id
+    }
+
+    /// The working directory: the project, and the `cwd` of hook events.
+    pub fn workspace(&self) -> &std::path::Path {
+        &self.inner.runner.workspace
+    }
+
+    /// A new event of `event` with the common fields set.
+    pub(crate) fn event(&self, event: HookEvent) -> Value {
+        hooks::event_json(event, &self.inner.session_id, self.workspace())
     }
 
     /// The runner command tools go through.
@@ -76,26 +136,209 @@ impl Server {
     }
 
     /// Calls the tool with public name `name`; `None` when there is no such tool. This is
-    /// `tools/call` without the protocol, for the CLI and for library users.
+    /// `tools/call` without the protocol, for the CLI and for library users; the
+    /// `beforeToolCall` and `afterToolCall` hooks run around it.
     pub async fn call(
         &self,
         name: &str,
-        arguments: Option<serde_json::Map<String, serde_json::Value>>,
+        arguments: Option<Map<String, Value>>,
         cancel: tokio_util::sync::CancellationToken,
     ) -> Option<CallToolResult> {
-        let pool = self.pool();
+        let served = self.served();
+        let pool = &served.pool;
         let entry = pool.tools.get(name)?;
-        Some(match entry.route {
+        let item = match entry.route {
+            ToolRoute::Command { package, tool } => {
+                pool.packages[package].package.tools[tool].name.clone()
+            }
+            ToolRoute::LoadSkill => skills::LOAD_TOOL.to_owned(),
+            ToolRoute::ReadSkillFile => skills::READ_TOOL.to_owned(),
+        };
+        let client_name = format!("mcp__capmux__{name}");
+        let names = [name, item.as_str(), client_name.as_str()];
+        let hooks = &served.hooks;
+        let mut arguments = arguments;
+        let mut context = Vec::new();
+
+        if hooks.has(HookEvent::BeforeToolCall) {
+            let mut event = self.event(HookEvent::BeforeToolCall);
+            event["tool_name"] = name.into();
+            event["tool_input"] = Value::Object(arguments.clone().unwrap_or_default());
+            let outcome = hooks.run(HookEvent::BeforeToolCall, &names, event).await;
+            if let Some(blocked) = outcome.blocked {
+                return Some(CallToolResult::error(vec![ContentBlock::text(
+                    blocked.message(),
+                )]));
+            }
+            match outcome.event.get("tool_input") {
+                Some(Value::Object(input)) => arguments = Some(input.clone()),
+                _ => {
+                    return Some(CallToolResult::error(vec![ContentBlock::text(
+                        "a beforeToolCall hook replaced the arguments with something that is not an object",
+                    )]));
+                }
+            }
+            context.extend(outcome.context);
+        }
+
+        let mut result = match entry.route {
             ToolRoute::Command { package, tool } => {
                 let active = &pool.packages[package];
                 let tool = &active.package.tools[tool];
                 self.inner
                     .runner
-                    .call(active, tool, name, arguments, cancel)
+                    .call(active, tool, name, arguments.clone(), cancel)
                     .await
             }
-            route => Self::skill_tool(&pool, route, arguments.as_ref()),
-        })
+            route => Self::skill_tool(pool, route, arguments.as_ref()),
+        };
+
+        if hooks.has(HookEvent::AfterToolCall) {
+            let mut event = self.event(HookEvent::AfterToolCall);
+            event["tool_name"] = name.into();
+            event["tool_input"] = Value::Object(arguments.unwrap_or_default());
+            event["tool_response"] = serde_json::to_value(&result).unwrap_or_default();
+            let outcome = hooks.run(HookEvent::AfterToolCall, &names, event).await;
+            if let Some(blocked) = outcome.blocked {
+                return Some(CallToolResult::error(vec![ContentBlock::text(
+                    blocked.message(),
+                )]));
+            }
+            if let Some(response) = outcome.event.get("tool_response") {
+                result = tool_result_from(response);
+            }
+            context.extend(outcome.context);
+        }
+        result
+            .content
+            .extend(context.into_iter().map(ContentBlock::text));
+        Some(result)
+    }
+
+    /// `prompts/get` without hooks: the prompt filled in.
+    async fn prompt(
+        &self,
+        pool: &Pool,
+        request: &GetPromptRequestParams,
+        provider: Option<&str>,
+    ) -> Result<GetPromptResult, ErrorData> {
+        let Some(entry) = pool.prompts.get(&request.name) else {
+            return Err(ErrorData::invalid_params(
+                format!("unknown prompt `{}`", request.name),
+                None,
+            ));
+        };
+        let (description, text) = match entry.route {
+            PromptRoute::System => (
+                entry.item.description.clone(),
+                pool.system_prompt.render(provider),
+            ),
+            PromptRoute::Skill { package, skill } => {
+                let skill = &pool.packages[package].package.skills[skill];
+                if let Some(other) = request
+                    .arguments
+                    .iter()
+                    .flatten()
+                    .map(|(k, _)| k)
+                    .find(|k| *k != "arguments")
+                {
+                    return Err(ErrorData::invalid_params(
+                        format!(
+                            "prompt `{}` has no argument `{other}`; its one argument is: arguments",
+                            request.name
+                        ),
+                        None,
+                    ));
+                }
+                let arguments = request
+                    .arguments
+                    .as_ref()
+                    .and_then(|a| a.get("arguments"))
+                    .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_owned))
+                    .unwrap_or_default();
+                (
+                    Some(skill.description.clone()),
+                    skills::prompt_text(skill, &arguments),
+                )
+            }
+            PromptRoute::Compose => {
+                let arg = |key: &str| {
+                    request
+                        .arguments
+                        .as_ref()
+                        .and_then(|a| a.get(key))
+                        .and_then(Value::as_str)
+                };
+                let message = arg("message").ok_or_else(|| {
+                    ErrorData::invalid_params(
+                        "prompt `compose` is missing required argument `message`",
+                        None,
+                    )
+                })?;
+                let composed = self
+                    .compose(message, None, arg("provider").or(provider))
+                    .await;
+                if let Some(blocked) = composed.cancelled {
+                    return Err(ErrorData::invalid_request(blocked.message(), None));
+                }
+                (entry.item.description.clone(), composed.text)
+            }
+            PromptRoute::Package { package, prompt } => {
+                let prompt = &pool.packages[package].package.prompts[prompt];
+                let text = render_prompt(&request.name, prompt, request.arguments.as_ref())
+                    .map_err(|message| ErrorData::invalid_params(message, None))?;
+                (prompt.description.clone(), text)
+            }
+        };
+        let mut result = GetPromptResult::new(vec![PromptMessage::new_text(Role::User, text)]);
+        result.description = description;
+        Ok(result)
+    }
+
+    /// `resources/read` without hooks.
+    fn resource(
+        &self,
+        pool: &Pool,
+        uri: &str,
+        provider: Option<&str>,
+    ) -> Result<ReadResourceResult, ErrorData> {
+        let Some(entry) = pool.resources.get(uri) else {
+            return Err(ErrorData::resource_not_found(
+                format!("unknown resource `{}`", uri),
+                None,
+            ));
+        };
+        let contents = match entry.route {
+            ResourceRoute::SystemPrompt => ResourceContents::text(
+                pool.system_prompt.render(provider),
+                system_prompt::RESOURCE_URI,
+            )
+            .with_mime_type("text/markdown"),
+            ResourceRoute::SkillFile {
+                package,
+                skill,
+                file,
+            } => {
+                let skill = &pool.packages[package].package.skills[skill];
+                let file = &skill.files[file];
+                let bytes = skills::read_file(skill, file)
+                    .map_err(|message| ErrorData::internal_error(message, None))?;
+                // The digest of what is sent, which differs from the listed one if the file
+                // changed since it was loaded: a client that checks it learns the truth.
+                let digest = package::skill::digest(&bytes);
+                let contents = match String::from_utf8(bytes) {
+                    Ok(text) if package::skill::is_text(file.mime) => {
+                        ResourceContents::text(text, uri)
+                    }
+                    Ok(text) => ResourceContents::blob(BASE64.encode(text.as_bytes()), uri),
+                    Err(err) => ResourceContents::blob(BASE64.encode(err.as_bytes()), uri),
+                };
+                let mut meta = rmcp::model::MetaObject::new();
+                meta.0.insert("digest".into(), digest.into());
+                contents.with_mime_type(file.mime).with_meta(meta)
+            }
+        };
+        Ok(ReadResourceResult::new(vec![contents]))
     }
 
     fn provider(cx: &RequestContext<RoleServer>) -> Option<&'static str> {
@@ -251,6 +494,106 @@ fn fill_placeholders<'v>(text: &str, value: impl Fn(&str) -> Option<&'v str>) ->
     out
 }
 
+/// The name inside its package of the public prompt `public` (itself for capmux's own).
+fn prompt_item(pool: &Pool, public: &str) -> String {
+    match pool.prompts.get(public).map(|e| e.route) {
+        Some(PromptRoute::Package { package, prompt }) => {
+            pool.packages[package].package.prompts[prompt].name.clone()
+        }
+        Some(PromptRoute::Skill { package, skill }) => {
+            pool.packages[package].package.skills[skill].name.clone()
+        }
+        _ => public.to_owned(),
+    }
+}
+
+/// The hook chain of a pool's packages, built with the runner's environment.
+fn package_hooks(pool: &Pool, runner: &Runner) -> Hooks {
+    let mut client = None;
+    let mut chain = Vec::new();
+    for &(p, h) in &pool.hooks {
+        let active = &pool.packages[p];
+        let hook = &active.package.hooks[h];
+        let handler: Arc<dyn hooks::HookHandler> = match &hook.handler {
+            package::HookHandler::Command { argv } => {
+                let mut env = runner.env(active, hooks::capmux_name(hook.event));
+                env.extend([
+                    (
+                        "CAPMUX_HOOK_EVENT".to_owned(),
+                        hooks::capmux_name(hook.event).to_owned(),
+                    ),
+                    (
+                        "CLAUDE_PLUGIN_ROOT".to_owned(),
+                        active.package.root.display().to_string(),
+                    ),
+                    (
+                        "CLAUDE_PLUGIN_DATA".to_owned(),
+                        active.data_dir.display().to_string(),
+                    ),
+                    (
+                        "CLAUDE_PROJECT_DIR".to_owned(),
+                        runner.workspace.display().to_string(),
+                    ),
+                ]);
+                Arc::new(hooks::CommandHook {
+                    event: hook.event,
+                    argv: argv.clone(),
+                    root: active.package.root.clone(),
+                    data_dir: active.data_dir.clone(),
+                    workspace: runner.workspace.clone(),
+                    settings: active.settings.clone(),
+                    env,
+                })
+            }
+            package::HookHandler::Http { url } => {
+                if client.is_none() {
+                    client = match hooks::http_client() {
+                        Ok(c) => Some(c),
+                        Err(err) => {
+                            tracing::error!(package = %active.package.id, cause = %err, "URL hook not run");
+                            continue;
+                        }
+                    };
+                }
+                let Some(client) = client.clone() else {
+                    continue;
+                };
+                Arc::new(hooks::HttpHook {
+                    event: hook.event,
+                    url: url.clone(),
+                    client,
+                })
+            }
+        };
+        let Ok(matcher) = hooks::Matcher::parse(hook.matcher.as_deref()) else {
+            continue; // The pool admitted only valid matchers.
+        };
+        chain.push(Hook {
+            package: active.package.id.clone(),
+            event: hook.event,
+            matcher,
+            handler,
+            timeout: hook
+                .timeout_ms
+                .map_or(hooks::DEFAULT_TIMEOUT, std::time::Duration::from_millis)
+                .min(hooks::MAX_TIMEOUT),
+            fail_open: hook.fail_open.unwrap_or(true),
+        });
+    }
+    Hooks::new(chain)
+}
+
+/// A tool result as a hook gave it: a `CallToolResult` object, else text.
+fn tool_result_from(value: &Value) -> CallToolResult {
+    match serde_json::from_value::<CallToolResult>(value.clone()) {
+        Ok(result) if value.get("content").is_some() => result,
+        _ => CallToolResult::success(vec![ContentBlock::text(match value {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        })]),
+    }
+}
+
 /// A skill as `skills/list` and `skills/get` describe it (SEP-2640).
 fn skill_entry(pool: &Pool, public: &str, entry: &SkillEntry) -> Skill {
     let skill = pool.skill(entry);
@@ -305,10 +648,33 @@ impl ServerHandler for Server {
         context.peer.set_peer_info(request.clone());
         let mut result = self.negotiate_initialize(&request)?;
         let provider = provider_for_client(&request.client_info.name);
-        let instructions = self
-            .pool()
+        let served = self.served();
+        let mut instructions = served
+            .pool
             .system_prompt
             .instructions(provider, self.inner.instructions_budget);
+        if served.hooks.has(HookEvent::SessionStart) {
+            let mut event = self.event(HookEvent::SessionStart);
+            event["source"] = "startup".into();
+            event["client_name"] = request.client_info.name.clone().into();
+            event["client_version"] = request.client_info.version.clone().into();
+            event["provider"] = provider.map_or(Value::Null, Into::into);
+            let outcome = served
+                .hooks
+                .run(HookEvent::SessionStart, &["startup"], event)
+                .await;
+            if let Some(blocked) = &outcome.blocked {
+                tracing::warn!(package = %blocked.package, reason = %blocked.reason, "a sessionStart hook cannot block a session; ignored");
+            }
+            // The hooks' text is this session's own: it comes after the merged prompt and
+            // is not cut by the instructions budget, since the hook chose to send it.
+            for context in outcome.context {
+                if !instructions.is_empty() {
+                    instructions.push_str("\n\n");
+                }
+                instructions.push_str(&context);
+            }
+        }
         result.instructions = (!instructions.is_empty()).then_some(instructions);
         Ok(result)
     }
@@ -367,55 +733,57 @@ impl ServerHandler for Server {
         request: GetPromptRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<GetPromptResponse, ErrorData> {
-        let pool = self.pool();
-        let Some(entry) = pool.prompts.get(&request.name) else {
-            return Err(ErrorData::invalid_params(
-                format!("unknown prompt `{}`", request.name),
-                None,
-            ));
-        };
-        let (description, text) = match entry.route {
-            PromptRoute::System => (
-                entry.item.description.clone(),
-                pool.system_prompt.render(Self::provider(&context)),
-            ),
-            PromptRoute::Skill { package, skill } => {
-                let skill = &pool.packages[package].package.skills[skill];
-                if let Some(other) = request
-                    .arguments
-                    .iter()
-                    .flatten()
-                    .map(|(k, _)| k)
-                    .find(|k| *k != "arguments")
-                {
-                    return Err(ErrorData::invalid_params(
-                        format!(
-                            "prompt `{}` has no argument `{other}`; its one argument is: arguments",
-                            request.name
-                        ),
-                        None,
-                    ));
-                }
-                let arguments = request
-                    .arguments
-                    .as_ref()
-                    .and_then(|a| a.get("arguments"))
-                    .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_owned))
-                    .unwrap_or_default();
-                (
-                    Some(skill.description.clone()),
-                    skills::prompt_text(skill, &arguments),
-                )
+        let served = self.served();
+        let mut request = request;
+        let names = [
+            request.name.clone(),
+            prompt_item(&served.pool, &request.name),
+        ];
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        let hooks = &served.hooks;
+        let mut context_texts = Vec::new();
+        if hooks.has(HookEvent::BeforePromptGet) {
+            let mut event = self.event(HookEvent::BeforePromptGet);
+            event["prompt_name"] = request.name.clone().into();
+            event["prompt_arguments"] =
+                Value::Object(request.arguments.clone().unwrap_or_default());
+            let outcome = hooks.run(HookEvent::BeforePromptGet, &names, event).await;
+            if let Some(blocked) = outcome.blocked {
+                return Err(ErrorData::invalid_request(blocked.message(), None));
             }
-            PromptRoute::Package { package, prompt } => {
-                let prompt = &pool.packages[package].package.prompts[prompt];
-                let text = render_prompt(&request.name, prompt, request.arguments.as_ref())
-                    .map_err(|message| ErrorData::invalid_params(message, None))?;
-                (prompt.description.clone(), text)
+            if let Some(Value::Object(arguments)) = outcome.event.get("prompt_arguments") {
+                request.arguments = Some(arguments.clone());
             }
-        };
-        let mut result = GetPromptResult::new(vec![PromptMessage::new_text(Role::User, text)]);
-        result.description = description;
+            context_texts.extend(outcome.context);
+        }
+        let mut result = self
+            .prompt(&served.pool, &request, Self::provider(&context))
+            .await?;
+        if hooks.has(HookEvent::AfterPromptGet) {
+            let mut event = self.event(HookEvent::AfterPromptGet);
+            event["prompt_name"] = request.name.clone().into();
+            event["prompt_arguments"] =
+                Value::Object(request.arguments.clone().unwrap_or_default());
+            event["prompt_result"] = serde_json::to_value(&result).unwrap_or_default();
+            let outcome = hooks.run(HookEvent::AfterPromptGet, &names, event).await;
+            if let Some(blocked) = outcome.blocked {
+                return Err(ErrorData::invalid_request(blocked.message(), None));
+            }
+            if let Some(replaced) = outcome.event.get("prompt_result") {
+                result = serde_json::from_value(replaced.clone()).unwrap_or_else(|_| {
+                    let text = replaced
+                        .as_str()
+                        .map_or_else(|| replaced.to_string(), str::to_owned);
+                    GetPromptResult::new(vec![PromptMessage::new_text(Role::User, text)])
+                });
+            }
+            context_texts.extend(outcome.context);
+        }
+        result.messages.extend(
+            context_texts
+                .into_iter()
+                .map(|text| PromptMessage::new_text(Role::User, text)),
+        );
         Ok(result.into())
     }
 
@@ -440,46 +808,43 @@ impl ServerHandler for Server {
         request: ReadResourceRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, ErrorData> {
-        let pool = self.pool();
-        let Some(entry) = pool.resources.get(&request.uri) else {
-            return Err(ErrorData::resource_not_found(
-                format!("unknown resource `{}`", request.uri),
-                None,
-            ));
-        };
-        let contents = match entry.route {
-            ResourceRoute::SystemPrompt => ResourceContents::text(
-                pool.system_prompt.render(Self::provider(&context)),
-                system_prompt::RESOURCE_URI,
-            )
-            .with_mime_type("text/markdown"),
-            ResourceRoute::SkillFile {
-                package,
-                skill,
-                file,
-            } => {
-                let skill = &pool.packages[package].package.skills[skill];
-                let file = &skill.files[file];
-                let bytes = skills::read_file(skill, file)
-                    .map_err(|message| ErrorData::internal_error(message, None))?;
-                // The digest of what is sent, which differs from the listed one if the file
-                // changed since it was loaded: a client that checks it learns the truth.
-                let digest = package::skill::digest(&bytes);
-                let contents = match String::from_utf8(bytes) {
-                    Ok(text) if package::skill::is_text(file.mime) => {
-                        ResourceContents::text(text, &request.uri)
-                    }
-                    Ok(text) => {
-                        ResourceContents::blob(BASE64.encode(text.as_bytes()), &request.uri)
-                    }
-                    Err(err) => ResourceContents::blob(BASE64.encode(err.as_bytes()), &request.uri),
-                };
-                let mut meta = rmcp::model::MetaObject::new();
-                meta.0.insert("digest".into(), digest.into());
-                contents.with_mime_type(file.mime).with_meta(meta)
+        let served = self.served();
+        let hooks = &served.hooks;
+        let mut uri = request.uri.clone();
+        let names = [uri.clone()];
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        if hooks.has(HookEvent::BeforeResourceRead) {
+            let mut event = self.event(HookEvent::BeforeResourceRead);
+            event["uri"] = uri.clone().into();
+            let outcome = hooks
+                .run(HookEvent::BeforeResourceRead, &names, event)
+                .await;
+            if let Some(blocked) = outcome.blocked {
+                return Err(ErrorData::invalid_request(blocked.message(), None));
             }
-        };
-        Ok(ReadResourceResult::new(vec![contents]).into())
+            if let Some(Value::String(replaced)) = outcome.event.get("uri") {
+                uri = replaced.clone();
+            }
+        }
+        let mut result = self.resource(&served.pool, &uri, Self::provider(&context))?;
+        if hooks.has(HookEvent::AfterResourceRead) {
+            let mut event = self.event(HookEvent::AfterResourceRead);
+            event["uri"] = uri.clone().into();
+            event["resource_result"] = serde_json::to_value(&result).unwrap_or_default();
+            let outcome = hooks.run(HookEvent::AfterResourceRead, &names, event).await;
+            if let Some(blocked) = outcome.blocked {
+                return Err(ErrorData::invalid_request(blocked.message(), None));
+            }
+            if let Some(replaced) = outcome.event.get("resource_result") {
+                result = serde_json::from_value(replaced.clone()).unwrap_or_else(|_| {
+                    let text = replaced
+                        .as_str()
+                        .map_or_else(|| replaced.to_string(), str::to_owned);
+                    ReadResourceResult::new(vec![ResourceContents::text(text, &uri)])
+                });
+            }
+        }
+        Ok(result.into())
     }
 
     async fn list_skills(
