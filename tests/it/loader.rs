@@ -1216,7 +1216,7 @@ fn ids_that_give_the_same_namespace_keep_both_packages_and_suffix_the_later_one(
     assert_eq!(tool_owner(&pool, "jira-6ebe8b__search"), "@b/jira");
     assert_eq!(
         public_prompts(&pool),
-        ["jira-6ebe8b__triage", "jira__triage", "system"]
+        ["compose", "jira-6ebe8b__triage", "jira__triage", "system"]
     );
 }
 

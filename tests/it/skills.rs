@@ -469,6 +469,7 @@ async fn a_skill_that_is_not_user_invocable_has_no_prompt_and_argument_hint_desc
     assert_eq!(
         listed,
         [
+            "compose",
             "system",
             "variants__agent-reviewer",
             "variants__api-migration",
