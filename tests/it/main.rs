@@ -2,6 +2,7 @@
 //! family of tests of one part, driven as a user would drive it.
 
 mod cli;
+mod hooks;
 mod interop;
 mod loader;
 mod runner;
