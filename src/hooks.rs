@@ -36,6 +36,9 @@ use crate::process::{self, Ended};
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 pub const MAX_TIMEOUT: Duration = Duration::from_secs(600);
 
+/// How much longer than its timeout the chain waits for a hook.
+const TIMEOUT_GRACE: Duration = Duration::from_millis(250);
+
 /// The most bytes of a hook's output read.
 const OUTPUT_LIMIT: usize = 1024 * 1024;
 
@@ -247,11 +250,14 @@ impl Hooks {
             .filter(|h| h.event == event && h.matcher.matches(names))
         {
             outcome.ran += 1;
-            let decided =
-                match tokio::time::timeout(hook.timeout, hook.handler.handle(&event_json)).await {
-                    Ok(decided) => decided,
-                    Err(_) => Err(HookError::TimedOut(hook.timeout.as_millis())),
-                };
+            // A command hook stops its own process at `hook.timeout`; the grace lets it say
+            // so, and the limit bounds in-process and URL hooks.
+            let limit = hook.timeout + TIMEOUT_GRACE;
+            let decided = match tokio::time::timeout(limit, hook.handler.handle(&event_json)).await
+            {
+                Ok(decided) => decided,
+                Err(_) => Err(HookError::TimedOut(hook.timeout.as_millis())),
+            };
             let decision = match decided {
                 Ok(decision) => decision,
                 Err(HookError::NonBlocking(message)) => {
@@ -375,6 +381,8 @@ pub fn parse_decision(event: HookEvent, output: &str) -> Result<Decision, String
 pub struct CommandHook {
     pub event: HookEvent,
     pub argv: Vec<String>,
+    /// The hook's timeout: the process (and its group) is killed when it runs out.
+    pub timeout: Duration,
     pub root: PathBuf,
     pub data_dir: PathBuf,
     pub workspace: PathBuf,
@@ -406,17 +414,14 @@ impl HookHandler for CommandHook {
                 cwd: &self.root,
                 env: self.env.clone(),
                 stdin: serde_json::to_vec(input).unwrap_or_default(),
-                // The chain's own timeout is the one that counts; this one only stops a
-                // process the chain has given up on.
-                timeout: MAX_TIMEOUT,
+                timeout: self.timeout,
                 output_limit: OUTPUT_LIMIT,
             };
-            // Dropping this future (the chain's timeout) cancels and kills the process.
-            let cancel = CancellationToken::new();
-            let _guard = cancel.clone().drop_guard();
-            let output = process::run(spec, cancel).await.map_err(|err| {
-                HookError::Failed(format!("cannot start `{}`: {err}", program.display()))
-            })?;
+            let output = process::run(spec, CancellationToken::new())
+                .await
+                .map_err(|err| {
+                    HookError::Failed(format!("cannot start `{}`: {err}", program.display()))
+                })?;
             let stderr = String::from_utf8_lossy(&output.stderr_tail)
                 .trim()
                 .to_owned();
@@ -444,7 +449,7 @@ impl HookHandler for CommandHook {
                     parse_decision(self.event, &String::from_utf8_lossy(&output.stdout))
                         .map_err(HookError::Failed)
                 }
-                Ended::TimedOut => Err(HookError::TimedOut(MAX_TIMEOUT.as_millis())),
+                Ended::TimedOut => Err(HookError::TimedOut(self.timeout.as_millis())),
                 Ended::Cancelled => Err(HookError::Failed("cancelled".into())),
             }
         })

@@ -14,7 +14,7 @@ use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
 use crate::config::Config;
-use crate::diagnostic::Diagnostic;
+use crate::diagnostic::{Diagnostic, Severity};
 use crate::names::{self, Names, QualifiedName};
 use crate::package::skill::Skill;
 use crate::package::{HookHandler, Package, Permission, Source};
@@ -598,13 +598,25 @@ impl Pool {
                         None
                     };
                 match problem {
-                    Some(problem) => self.diagnostics.push(
-                        Diagnostic::error(
-                            &active.package.root,
-                            format!("{event} hook #{h} is not run: {problem}"),
-                        )
-                        .in_package(active.package.id.clone()),
-                    ),
+                    Some(problem) => {
+                        // A missing grant is the user's to give: a warning. A matcher that
+                        // cannot work or a permission never declared is the package's error.
+                        let granted_later =
+                            active.package.permissions.contains(&needs) && !active.holds(needs);
+                        let severity = if granted_later {
+                            Severity::Warning
+                        } else {
+                            Severity::Error
+                        };
+                        self.diagnostics.push(
+                            Diagnostic::new(
+                                severity,
+                                &active.package.root,
+                                format!("{event} hook #{h} is not run: {problem}"),
+                            )
+                            .in_package(active.package.id.clone()),
+                        );
+                    }
                     None => self.hooks.push((p, h)),
                 }
             }

@@ -91,6 +91,8 @@ pub async fn run(spec: Spec<'_>, cancel: CancellationToken) -> Result<Output, st
         .kill_on_drop(true)
         .spawn()?;
     let pgid = child.id().map(|id| Pid::from_raw(id as i32));
+    // If this future is dropped (a caller's timeout), the group still goes.
+    let _group = GroupGuard(pgid);
 
     let stdin = child.stdin.take();
     let input = spec.stdin;
@@ -133,6 +135,17 @@ pub async fn run(spec: Spec<'_>, cancel: CancellationToken) -> Result<Output, st
         stdout_total,
         stderr_tail,
     })
+}
+
+/// Kills a process group when dropped; killing a group that is gone already is harmless.
+struct GroupGuard(Option<Pid>);
+
+impl Drop for GroupGuard {
+    fn drop(&mut self) {
+        if let Some(pgid) = self.0 {
+            let _ = killpg(pgid, Signal::SIGKILL);
+        }
+    }
 }
 
 /// Reads all of `reader`, keeping the first `limit` bytes; returns them and the total.

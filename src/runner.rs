@@ -127,7 +127,7 @@ impl Runner {
             program: &program,
             args: &argv[1..],
             cwd: &package.root,
-            env: self.env(active, &tool.name),
+            env: self.env(active, Some(&tool.name)),
             stdin: serde_json::to_vec(&arguments).unwrap_or_default(),
             timeout,
             output_limit: self.output_limit,
@@ -195,8 +195,9 @@ impl Runner {
         ))
     }
 
-    /// The environment of a call: the allow-listed host variables and the `CAPMUX_*` ones.
-    pub fn env(&self, active: &Active, item: &str) -> Vec<(String, String)> {
+    /// The environment of a call of `tool` (or of a hook, without a tool): the allow-listed
+    /// host variables and the `CAPMUX_*` ones.
+    pub fn env(&self, active: &Active, tool: Option<&str>) -> Vec<(String, String)> {
         let mut env = process::host_env();
         env.extend([
             (
@@ -212,12 +213,14 @@ impl Runner {
                 self.workspace.display().to_string(),
             ),
             ("CAPMUX_PACKAGE".to_owned(), active.package.id.clone()),
-            ("CAPMUX_TOOL".to_owned(), item.to_owned()),
             (
                 "CAPMUX_SETTINGS".to_owned(),
                 Value::Object(active.settings.clone()).to_string(),
             ),
         ]);
+        if let Some(tool) = tool {
+            env.push(("CAPMUX_TOOL".to_owned(), tool.to_owned()));
+        }
         for (key, value) in &active.settings {
             let name: String = key
                 .chars()

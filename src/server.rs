@@ -52,7 +52,7 @@ struct Inner {
     page_size: usize,
     instructions_budget: usize,
     /// Hooks a library user added; kept to be added again to a reloaded pool's hooks.
-    extra_hooks: Vec<Arc<Hook>>,
+    extra_hooks: std::sync::Mutex<Vec<Arc<Hook>>>,
     /// This server's session id in hook events.
     session_id: String,
 }
@@ -80,27 +80,36 @@ impl Server {
                 runner,
                 page_size: config.page_size(),
                 instructions_budget: config.instructions_budget(),
-                extra_hooks: Vec::new(),
+                extra_hooks: std::sync::Mutex::new(Vec::new()),
                 session_id: format!("capmux-{}-{nanos:x}", std::process::id()),
             }),
         }
     }
 
-    /// Adds an in-process hook after the packages' hooks; for library users, before the
-    /// server is cloned or served.
-    pub fn with_hook(mut self, hook: Hook) -> Self {
-        let hook = Arc::new(hook);
-        if let Some(inner) = Arc::get_mut(&mut self.inner) {
-            inner.extra_hooks.push(hook.clone());
-            let served = inner.served.get_mut().unwrap_or_else(|p| p.into_inner());
-            let mut hooks = served.hooks.clone();
-            hooks.push_shared(hook);
-            *served = Arc::new(Served {
-                pool: served.pool.clone(),
-                hooks,
-            });
-        }
+    /// Adds an in-process hook after the packages' hooks (builder form of [`Server::add_hook`]).
+    pub fn with_hook(self, hook: Hook) -> Self {
+        self.add_hook(hook);
         self
+    }
+
+    /// Adds an in-process hook after the packages' hooks, for every clone of this server
+    /// and every session, from the next request on.
+    pub fn add_hook(&self, hook: Hook) {
+        let hook = Arc::new(hook);
+        match self.inner.extra_hooks.lock() {
+            Ok(mut extra) => extra.push(hook.clone()),
+            Err(poisoned) => poisoned.into_inner().push(hook.clone()),
+        }
+        let mut served = match self.inner.served.write() {
+            Ok(served) => served,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let mut hooks = served.hooks.clone();
+        hooks.push_shared(hook);
+        *served = Arc::new(Served {
+            pool: served.pool.clone(),
+            hooks,
+        });
     }
 
     pub(crate) fn served(&self) -> Arc<Served> {
@@ -516,7 +525,7 @@ fn package_hooks(pool: &Pool, runner: &Runner) -> Hooks {
         let hook = &active.package.hooks[h];
         let handler: Arc<dyn hooks::HookHandler> = match &hook.handler {
             package::HookHandler::Command { argv } => {
-                let mut env = runner.env(active, hooks::capmux_name(hook.event));
+                let mut env = runner.env(active, None);
                 env.extend([
                     (
                         "CAPMUX_HOOK_EVENT".to_owned(),
@@ -538,6 +547,7 @@ fn package_hooks(pool: &Pool, runner: &Runner) -> Hooks {
                 Arc::new(hooks::CommandHook {
                     event: hook.event,
                     argv: argv.clone(),
+                    timeout: hook_timeout(hook),
                     root: active.package.root.clone(),
                     data_dir: active.data_dir.clone(),
                     workspace: runner.workspace.clone(),
@@ -546,6 +556,19 @@ fn package_hooks(pool: &Pool, runner: &Runner) -> Hooks {
                 })
             }
             package::HookHandler::Http { url } => {
+                let vars = crate::expand::Vars {
+                    plugin_root: &active.package.root,
+                    plugin_data: &active.data_dir,
+                    workspace: &runner.workspace,
+                    settings: &active.settings,
+                };
+                let url = match crate::expand::expand(url, &vars) {
+                    Ok(url) => url,
+                    Err(err) => {
+                        tracing::error!(package = %active.package.id, cause = %err, "URL hook not run");
+                        continue;
+                    }
+                };
                 if client.is_none() {
                     client = match hooks::http_client() {
                         Ok(c) => Some(c),
@@ -560,7 +583,7 @@ fn package_hooks(pool: &Pool, runner: &Runner) -> Hooks {
                 };
                 Arc::new(hooks::HttpHook {
                     event: hook.event,
-                    url: url.clone(),
+                    url,
                     client,
                 })
             }
@@ -573,14 +596,17 @@ fn package_hooks(pool: &Pool, runner: &Runner) -> Hooks {
             event: hook.event,
             matcher,
             handler,
-            timeout: hook
-                .timeout_ms
-                .map_or(hooks::DEFAULT_TIMEOUT, std::time::Duration::from_millis)
-                .min(hooks::MAX_TIMEOUT),
+            timeout: hook_timeout(hook),
             fail_open: hook.fail_open.unwrap_or(true),
         });
     }
     Hooks::new(chain)
+}
+
+fn hook_timeout(hook: &package::Hook) -> std::time::Duration {
+    hook.timeout_ms
+        .map_or(hooks::DEFAULT_TIMEOUT, std::time::Duration::from_millis)
+        .min(hooks::MAX_TIMEOUT)
 }
 
 /// A tool result as a hook gave it: a `CallToolResult` object, else text.

@@ -33,6 +33,25 @@ fn check_passes_the_bundled_plugins() {
 }
 
 #[test]
+fn check_passes_a_package_whose_hook_waits_for_a_grant() {
+    let home = tempfile::tempdir().expect("tempdir");
+    let root = support::package(
+        home.path(),
+        "capmux-plugin-audit",
+        json!({ "manifestVersion": 1, "permissions": ["shell:execute"],
+                "hooks": [{ "event": "beforeToolCall", "command": ["sh", "audit.sh"] }] }),
+        &[("audit.sh", "exit 0")],
+    );
+    let (code, stdout, _) = run(capmux(home.path()).arg("check").arg(&root));
+    assert_eq!(code, 0, "{stdout}");
+    assert!(
+        stdout.contains("warning:") && stdout.contains("has not been granted `shell:execute`"),
+        "{stdout}"
+    );
+    assert!(stdout.ends_with("0 errors, 1 warnings\n"), "{stdout}");
+}
+
+#[test]
 fn a_package_named_twice_is_one_package() {
     let home = tempfile::tempdir().expect("tempdir");
     let plugin = support::repo().join("plugins/text-tools");
