@@ -434,6 +434,32 @@ async def check_system_prompt(ctx: Ctx) -> str | None:
     return None
 
 
+COMPOSE_PROMPT = "compose"
+COMPOSE_MESSAGE = "Please review my change."
+COMPOSE_RULES_HEADER = "[Assistant Rules - You MUST follow these instructions]"
+COMPOSE_REQUEST_HEADER = "[User Request]"
+COMPOSE_CLAUDE_ONLY = "# Tips for Claude"
+
+
+@check("compose_prompt")
+async def check_compose_prompt(ctx: Ctx) -> str | None:
+    """The host API's first message through MCP: the RFC layout, provider parts kept or left out."""
+    generic = prompt_text(await ctx.session.get_prompt(COMPOSE_PROMPT, {"message": COMPOSE_MESSAGE}))
+    claude = prompt_text(
+        await ctx.session.get_prompt(COMPOSE_PROMPT, {"message": COMPOSE_MESSAGE, "provider": "claude"})
+    )
+    for text in (generic, claude):
+        expect(text.startswith(COMPOSE_RULES_HEADER), f"does not open with the rules header: {short(text)}")
+        expect(SYSTEM_PROMPT_EXPECT in text, f"lacks the package rules: {short(text)}")
+        expect(
+            text.endswith(f"{COMPOSE_REQUEST_HEADER}\n\n{COMPOSE_MESSAGE}"),
+            f"does not end with the request: {short(text[-200:])}",
+        )
+    expect(COMPOSE_CLAUDE_ONLY in claude, "the claude-only system prompt is missing for provider claude")
+    expect(COMPOSE_CLAUDE_ONLY not in generic, "the claude-only system prompt is in a generic compose")
+    return None
+
+
 @check("resources")
 async def check_resources(ctx: Ctx) -> str | None:
     resources, pages = await list_all(lambda c: ctx.session.list_resources(params=page_params(c)), "resources")

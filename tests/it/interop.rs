@@ -84,5 +84,5 @@ fn the_python_sdk_client_lists_calls_and_reads_everything() {
         "{report}\n{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    assert!(report.contains("\n19 passed, 0 failed"), "{report}");
+    assert!(report.contains("\n20 passed, 0 failed"), "{report}");
 }
