@@ -83,7 +83,7 @@ const REVIEW_PROMPT: &str = "house-rules__review";
 const REVIEW_MARKER: &str = "You are reviewing a code change";
 
 /// The host variables capmux passes to a command tool.
-const TOOL_ENV_ALLOW: &[&str] = capmux::runner::ENV_ALLOW;
+const TOOL_ENV_ALLOW: &[&str] = capmux::process::ENV_ALLOW;
 
 /// No single step may take longer than this; a hung capmux fails the bench instead.
 const STEP_TIMEOUT: Duration = Duration::from_secs(30);

@@ -222,10 +222,6 @@ impl Hooks {
         self.hooks.push(Arc::new(hook));
     }
 
-    pub(crate) fn push_shared(&mut self, hook: Arc<Hook>) {
-        self.hooks.push(hook);
-    }
-
     /// Whether any hook listens to `event`.
     pub fn has(&self, event: HookEvent) -> bool {
         self.hooks.iter().any(|h| h.event == event)

@@ -22,7 +22,6 @@ use crate::expand::{self, Vars};
 use crate::package::{Permission, Tool, ToolHandler};
 use crate::pool::Active;
 
-pub use crate::process::ENV_ALLOW;
 use crate::process::{self, Ended, STDERR_TAIL};
 
 /// What every call shares: where the user works and how much output to pass on.

@@ -51,8 +51,6 @@ struct Inner {
     runner: Runner,
     page_size: usize,
     instructions_budget: usize,
-    /// Hooks a library user added; kept to be added again to a reloaded pool's hooks.
-    extra_hooks: std::sync::Mutex<Vec<Arc<Hook>>>,
     /// This server's session id in hook events.
     session_id: String,
 }
@@ -80,7 +78,6 @@ impl Server {
                 runner,
                 page_size: config.page_size(),
                 instructions_budget: config.instructions_budget(),
-                extra_hooks: std::sync::Mutex::new(Vec::new()),
                 session_id: format!("capmux-{}-{nanos:x}", std::process::id()),
             }),
         }
@@ -95,17 +92,12 @@ impl Server {
     /// Adds an in-process hook after the packages' hooks, for every clone of this server
     /// and every session, from the next request on.
     pub fn add_hook(&self, hook: Hook) {
-        let hook = Arc::new(hook);
-        match self.inner.extra_hooks.lock() {
-            Ok(mut extra) => extra.push(hook.clone()),
-            Err(poisoned) => poisoned.into_inner().push(hook.clone()),
-        }
         let mut served = match self.inner.served.write() {
             Ok(served) => served,
             Err(poisoned) => poisoned.into_inner(),
         };
         let mut hooks = served.hooks.clone();
-        hooks.push_shared(hook);
+        hooks.push(hook);
         *served = Arc::new(Served {
             pool: served.pool.clone(),
             hooks,
