@@ -19,7 +19,7 @@ use rmcp::model::{
 use serde_json::{Map, Value, json};
 use tempfile::TempDir;
 
-use crate::support::{self, Client, capmux, connect, text_of};
+use crate::support::{self, Client, capmux, connect, gone, read_pid, text_of};
 
 // ---------------------------------------------------------------------------------------
 // Helpers
@@ -134,45 +134,6 @@ fn message_text(result: &GetPromptResult, index: usize) -> String {
         .as_text()
         .map(|t| t.text.clone())
         .expect("a text message")
-}
-
-/// Whether `pid` is gone (or a zombie), waiting up to 3 s.
-fn gone(pid: u32) -> bool {
-    let deadline = Instant::now() + Duration::from_secs(3);
-    loop {
-        let dead = match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-            Err(_) => true,
-            Ok(stat) => stat
-                .rsplit(')')
-                .next()
-                .is_some_and(|s| s.trim_start().starts_with('Z')),
-        };
-        if dead {
-            return true;
-        }
-        if Instant::now() > deadline {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-fn read_pid(path: PathBuf) -> u32 {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        if let Some(pid) = std::fs::read_to_string(&path)
-            .ok()
-            .and_then(|s| s.trim().parse().ok())
-        {
-            return pid;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{} never appeared",
-            path.display()
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
 }
 
 // ---------------------------------------------------------------------------------------

@@ -2,13 +2,13 @@
 //! process behind, arguments refused before anything starts, bounded output, grants,
 //! settings and the allow-listed environment.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use rmcp::model::{CallToolRequestParams, CallToolResult};
 use serde_json::{Value, json};
 
-use crate::support::{self, Client, connect, text_of};
+use crate::support::{self, Client, connect, gone, read_pid, text_of};
 
 /// A package `capmux-plugin-t` with one tool `run` running `sh run.sh`, and a client on it.
 async fn sh_tool(home: &Path, script: &str, extra: Value, config: &str) -> Client {
@@ -40,46 +40,6 @@ async fn call(client: &Client, name: &str, arguments: Value) -> CallToolResult {
 
 fn is_error(result: &CallToolResult) -> bool {
     result.is_error == Some(true)
-}
-
-/// Whether `pid` is gone (or a zombie nobody will run again), waiting up to 3 s.
-fn gone(pid: u32) -> bool {
-    let deadline = Instant::now() + Duration::from_secs(3);
-    loop {
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"));
-        let dead = match stat {
-            Err(_) => true,
-            Ok(stat) => stat
-                .rsplit(')')
-                .next()
-                .is_some_and(|s| s.trim_start().starts_with('Z')),
-        };
-        if dead {
-            return true;
-        }
-        if Instant::now() > deadline {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-fn read_pid(path: PathBuf) -> u32 {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        if let Some(pid) = std::fs::read_to_string(&path)
-            .ok()
-            .and_then(|s| s.trim().parse().ok())
-        {
-            return pid;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{} never appeared",
-            path.display()
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
 }
 
 #[tokio::test]
