@@ -1,6 +1,7 @@
 //! The one integration test binary (one link step on a 2-core machine): every module is a
 //! family of tests of one part, driven as a user would drive it.
 
+mod child_example;
 mod cli;
 mod hooks;
 mod interop;
