@@ -18,6 +18,7 @@ pub mod package;
 pub mod pool;
 pub mod process;
 pub mod runner;
+pub mod scaffold;
 pub mod server;
 pub mod skills;
 pub mod system_prompt;

@@ -115,6 +115,16 @@ enum Command {
     /// List the skills every client gets, or export them into a client's skills folder.
     #[command(subcommand)]
     Skills(SkillsCommand),
+    /// Create a new package that passes `capmux check` as it is: a system prompt, a prompt,
+    /// a command tool, a skill and a README.
+    #[command(after_help = "Example:\n  capmux new jira-helper && capmux check jira-helper")]
+    New {
+        /// The package's name: lowercase letters, digits and hyphens.
+        name: String,
+        /// The folder to create it in (default: the working directory).
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
     /// Print the JSON Schema of the native manifest (the "capmux" object of package.json).
     #[command(after_help = "Example:\n  capmux schema > capmux-manifest.schema.json")]
     Schema,
@@ -257,6 +267,16 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Skills(SkillsCommand::List) => skills_list(&load()?),
         Command::Skills(SkillsCommand::Export { to }) => skills_export(&load()?, &cwd, &to),
+        Command::New { name, dir } => {
+            let parent = dir.map_or_else(|| cwd.clone(), |d| cwd.join(d));
+            let root = capmux::scaffold::create(&parent, &name)?;
+            out(&format!(
+                "created {}\nnext: capmux check {}",
+                root.display(),
+                diagnostic::relative_to(&root, &cwd).display()
+            ))?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Schema => {
             out(&capmux::package::schema::manifest_schema())?;
             Ok(ExitCode::SUCCESS)

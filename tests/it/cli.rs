@@ -188,9 +188,71 @@ fn prompt_prints_the_merged_system_prompt_per_provider() {
 }
 
 #[test]
+fn a_new_package_passes_check_and_its_tool_runs() {
+    let home = tempfile::tempdir().expect("tempdir");
+    let (code, stdout, stderr) = run(capmux(home.path())
+        .current_dir(home.path())
+        .args(["new", "jira-helper"]));
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.starts_with("created "), "{stdout}");
+    let root = home.path().join("jira-helper");
+    let (code, stdout, _) = run(capmux(home.path()).arg("check").arg(&root));
+    assert_eq!(code, 0, "{stdout}");
+    assert!(stdout.ends_with("1 tools, 1 prompts, 1 system prompts, 1 skills, 0 servers, 0 hooks\n0 errors, 0 warnings\n"), "{stdout}");
+
+    let config = home.path().join("capmux.toml");
+    std::fs::write(
+        &config,
+        "[packages.\"capmux-plugin-jira-helper\"]\ngrants = [\"shell:execute\"]\n",
+    )
+    .expect("config");
+    let (code, stdout, stderr) = run(capmux(home.path())
+        .arg("--config")
+        .arg(&config)
+        .arg("--package")
+        .arg(&root)
+        .args([
+            "--no-bundled",
+            "call",
+            "jira-helper__greet",
+            r#"{"who": "Ada"}"#,
+        ]));
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(stdout, "Hello, Ada!\n");
+
+    let before = std::fs::read(root.join("package.json")).expect("manifest");
+    let (code, _, stderr) = run(capmux(home.path())
+        .current_dir(home.path())
+        .args(["new", "jira-helper"]));
+    assert_eq!(code, 2);
+    assert!(stderr.contains("exists already"), "{stderr}");
+    assert_eq!(
+        std::fs::read(root.join("package.json")).expect("manifest"),
+        before,
+        "left untouched"
+    );
+    let (code, _, stderr) = run(capmux(home.path())
+        .current_dir(home.path())
+        .args(["new", "Jira_Helper"]));
+    assert_eq!(code, 2);
+    assert!(stderr.contains("not a usable package name"), "{stderr}");
+}
+
+#[test]
 fn every_command_has_help_with_an_example() {
     let home = tempfile::tempdir().expect("tempdir");
-    for command in ["serve", "check", "list", "tools", "call", "prompt"] {
+    for command in [
+        "serve",
+        "check",
+        "list",
+        "tools",
+        "call",
+        "prompt",
+        "compose",
+        "after-response",
+        "new",
+        "schema",
+    ] {
         let (code, stdout, _) = run(capmux(home.path()).args([command, "--help"]));
         assert_eq!(code, 0);
         assert!(
