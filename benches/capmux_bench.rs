@@ -51,7 +51,7 @@ use std::process::{ExitCode, Stdio};
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context, Result, bail, ensure};
-use capmux::{Config, Options, Overrides, Pool};
+use capmux::{Config, Options, Pool};
 use rmcp::model::{
     CallToolRequestParams, CallToolResult, ClientCapabilities, ClientConfig, ClientRequest,
     GetPromptRequestParams, Implementation, ListToolsResult, PaginatedRequestParams, PingRequest,
@@ -588,15 +588,7 @@ fn text_arguments(text: &str) -> Map<String, Value> {
 fn measure_load(plan: &Plan, env: &BenchEnv, packages: &Path, report: &mut Report) -> Result<Pool> {
     let expected = expected_tool_names();
     let cwd = env.work.path().to_path_buf();
-    let options = Options {
-        config: None,
-        overrides: Overrides {
-            packages: vec![packages.to_path_buf()],
-            no_bundled: true,
-            only_explicit: true,
-        },
-        cwd: cwd.clone(),
-    };
+    let options = Options::only(vec![packages.to_path_buf()], cwd.clone());
     let check = |pool: &Pool| -> Result<()> {
         let names: Vec<String> = pool.tools.keys().cloned().collect();
         check_listing(&names, &expected)
@@ -956,15 +948,7 @@ impl InProcess {
     fn load(package: &Path, config: &Path, cwd: &Path) -> Result<InProcess> {
         let mut config = Config::read(config)?;
         config.user_packages = false;
-        let options = Options {
-            config: None,
-            overrides: Overrides {
-                packages: vec![package.to_path_buf()],
-                no_bundled: true,
-                only_explicit: true,
-            },
-            cwd: cwd.to_path_buf(),
-        };
+        let options = Options::only(vec![package.to_path_buf()], cwd.to_path_buf());
         let loaded = capmux::load_with(config, &options);
         if let Some(error) = loaded.diagnostics.iter().find(|d| d.is_error()) {
             bail!("loading {} failed: {error}", package.display());

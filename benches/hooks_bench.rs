@@ -32,7 +32,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
 use capmux::hooks::{BoxFuture, Decision, Hook, HookError, HookEvent, HookHandler, Matcher};
-use capmux::{Config, Options, Overrides, Server, Severity};
+use capmux::{Config, Options, Server, Severity};
 use serde_json::{Map, Value, json};
 use tempfile::TempDir;
 use tokio_util::sync::CancellationToken;
@@ -269,15 +269,7 @@ fn server(dir: &Path, root: &Path, id: &str) -> Result<Server> {
     );
     let mut config = Config::parse(&text, &config_path).context("config")?;
     config.user_packages = false;
-    let options = Options {
-        config: None,
-        overrides: Overrides {
-            packages: vec![root.to_path_buf()],
-            no_bundled: true,
-            only_explicit: true,
-        },
-        cwd: dir.to_path_buf(),
-    };
+    let options = Options::only(vec![root.to_path_buf()], dir.to_path_buf());
     let loaded = capmux::load_with(config, &options);
     if let Some(d) = loaded
         .diagnostics

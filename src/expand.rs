@@ -35,6 +35,11 @@ pub fn expand(text: &str, vars: &Vars<'_>) -> Result<String, String> {
     Ok(out)
 }
 
+/// Expands every string of an argv; the first failure is the error.
+pub fn expand_all(argv: &[String], vars: &Vars<'_>) -> Result<Vec<String>, String> {
+    argv.iter().map(|arg| expand(arg, vars)).collect()
+}
+
 fn lookup(name: &str, vars: &Vars<'_>) -> Result<String, String> {
     match name {
         "pluginRoot" => Ok(vars.plugin_root.display().to_string()),

@@ -28,7 +28,6 @@ use std::time::Duration;
 use serde_json::{Map, Value, json};
 use tokio_util::sync::CancellationToken;
 
-use crate::expand::{self, Vars};
 pub use crate::package::HookEvent;
 use crate::process::{self, Ended};
 
@@ -376,32 +375,20 @@ pub fn parse_decision(event: HookEvent, output: &str) -> Result<Decision, String
 /// A command hook: the event JSON on stdin, a decision on stdout, exit 2 to block.
 pub struct CommandHook {
     pub event: HookEvent,
+    /// The argv, its `${...}` variables already expanded.
     pub argv: Vec<String>,
     /// The hook's timeout: the process (and its group) is killed when it runs out.
     pub timeout: Duration,
+    /// The package root: where the hook runs and relative programs are found.
     pub root: PathBuf,
-    pub data_dir: PathBuf,
-    pub workspace: PathBuf,
-    pub settings: Map<String, Value>,
-    /// The environment besides the allow-listed host variables.
+    /// The whole environment of the process.
     pub env: Vec<(String, String)>,
 }
 
 impl HookHandler for CommandHook {
     fn handle<'a>(&'a self, input: &'a Value) -> BoxFuture<'a, Result<Decision, HookError>> {
         Box::pin(async move {
-            let vars = Vars {
-                plugin_root: &self.root,
-                plugin_data: &self.data_dir,
-                workspace: &self.workspace,
-                settings: &self.settings,
-            };
-            let argv: Vec<String> = self
-                .argv
-                .iter()
-                .map(|a| expand::expand(a, &vars))
-                .collect::<Result<_, _>>()
-                .map_err(HookError::Failed)?;
+            let argv = &self.argv;
             let program = process::resolve_program(&argv[0], &self.root)
                 .ok_or_else(|| HookError::Failed(format!("command `{}` was not found", argv[0])))?;
             let spec = process::Spec {

@@ -44,6 +44,22 @@ pub struct Options {
     pub cwd: PathBuf,
 }
 
+impl Options {
+    /// Exactly the package roots (or folders of roots) in `packages`: nothing bundled, nothing
+    /// from the project or the user. What `capmux check` loads, and tests and benchmarks.
+    pub fn only(packages: Vec<PathBuf>, cwd: PathBuf) -> Options {
+        Options {
+            config: None,
+            overrides: Overrides {
+                packages,
+                no_bundled: true,
+                only_explicit: true,
+            },
+            cwd,
+        }
+    }
+}
+
 /// Everything loaded: the config, the merged pool, and every diagnostic on the way.
 #[derive(Debug)]
 pub struct Loaded {

@@ -38,6 +38,16 @@ pub struct Active {
 }
 
 impl Active {
+    /// The values its `${...}` variables expand to, with `workspace` as `${workspace}`.
+    pub fn vars<'a>(&'a self, workspace: &'a std::path::Path) -> crate::expand::Vars<'a> {
+        crate::expand::Vars {
+            plugin_root: &self.package.root,
+            plugin_data: &self.data_dir,
+            workspace,
+            settings: &self.settings,
+        }
+    }
+
     /// Whether the package both declares and holds `permission`.
     pub fn holds(&self, permission: Permission) -> bool {
         self.package.permissions.contains(&permission) && self.grants.contains(&permission)

@@ -18,7 +18,7 @@ use serde_json::{Map, Value};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
-use crate::expand::{self, Vars};
+use crate::expand;
 use crate::package::{Permission, Tool, ToolHandler};
 use crate::pool::Active;
 
@@ -95,16 +95,7 @@ impl Runner {
             ));
         }
 
-        let vars = Vars {
-            plugin_root: &package.root,
-            plugin_data: &active.data_dir,
-            workspace: &self.workspace,
-            settings: &active.settings,
-        };
-        let argv: Vec<String> = argv
-            .iter()
-            .map(|arg| expand::expand(arg, &vars))
-            .collect::<Result<_, _>>()
+        let argv = expand::expand_all(argv, &active.vars(&self.workspace))
             .map_err(|err| format!("tool `{public}` cannot run: {err}"))?;
         let program = process::resolve_program(&argv[0], &package.root).ok_or_else(|| {
             format!(

@@ -536,25 +536,23 @@ fn package_hooks(pool: &Pool, runner: &Runner) -> Hooks {
                         runner.workspace.display().to_string(),
                     ),
                 ]);
+                let argv = match crate::expand::expand_all(argv, &active.vars(&runner.workspace)) {
+                    Ok(argv) => argv,
+                    Err(err) => {
+                        tracing::error!(package = %active.package.id, cause = %err, "command hook not run");
+                        continue;
+                    }
+                };
                 Arc::new(hooks::CommandHook {
                     event: hook.event,
-                    argv: argv.clone(),
+                    argv,
                     timeout: hook_timeout(hook),
                     root: active.package.root.clone(),
-                    data_dir: active.data_dir.clone(),
-                    workspace: runner.workspace.clone(),
-                    settings: active.settings.clone(),
                     env,
                 })
             }
             package::HookHandler::Http { url } => {
-                let vars = crate::expand::Vars {
-                    plugin_root: &active.package.root,
-                    plugin_data: &active.data_dir,
-                    workspace: &runner.workspace,
-                    settings: &active.settings,
-                };
-                let url = match crate::expand::expand(url, &vars) {
+                let url = match crate::expand::expand(url, &active.vars(&runner.workspace)) {
                     Ok(url) => url,
                     Err(err) => {
                         tracing::error!(package = %active.package.id, cause = %err, "URL hook not run");

@@ -19,7 +19,7 @@ use rmcp::model::{
 use serde_json::{Map, Value, json};
 use tempfile::TempDir;
 
-use crate::support::{self, Client, capmux, connect, gone, read_pid, text_of};
+use crate::support::{self, Client, call, capmux, connect, gone, is_error, read_pid, text_of};
 
 // ---------------------------------------------------------------------------------------
 // Helpers
@@ -77,20 +77,6 @@ async fn guard(hooks: Value) -> (TempDir, Client) {
     let server = server(home.path(), &[root], &["capmux-plugin-guard"]);
     let client = connect(server, "test").await;
     (home, client)
-}
-
-async fn call(client: &Client, name: &str, arguments: Value) -> CallToolResult {
-    let Value::Object(arguments) = arguments else {
-        panic!("arguments must be an object")
-    };
-    client
-        .call_tool(CallToolRequestParams::new(name.to_owned()).with_arguments(arguments))
-        .await
-        .expect("tools/call answered")
-}
-
-fn is_error(result: &CallToolResult) -> bool {
-    result.is_error == Some(true)
 }
 
 /// The arguments the test tool received: its echo, parsed.

@@ -5,10 +5,10 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use rmcp::model::{CallToolRequestParams, CallToolResult};
+use rmcp::model::CallToolRequestParams;
 use serde_json::{Value, json};
 
-use crate::support::{self, Client, connect, gone, read_pid, text_of};
+use crate::support::{self, Client, call, connect, gone, is_error, read_pid, text_of};
 
 /// A package `capmux-plugin-t` with one tool `run` running `sh run.sh`, and a client on it.
 async fn sh_tool(home: &Path, script: &str, extra: Value, config: &str) -> Client {
@@ -26,20 +26,6 @@ async fn sh_tool(home: &Path, script: &str, extra: Value, config: &str) -> Clien
     let grant = "[packages.\"capmux-plugin-t\"]\ngrants = [\"shell:execute\"]\n";
     let server = support::server(&[root], &format!("{config}{grant}"), home);
     connect(server, "test").await
-}
-
-async fn call(client: &Client, name: &str, arguments: Value) -> CallToolResult {
-    let Value::Object(arguments) = arguments else {
-        panic!("object")
-    };
-    client
-        .call_tool(CallToolRequestParams::new(name.to_owned()).with_arguments(arguments))
-        .await
-        .expect("tools/call answered")
-}
-
-fn is_error(result: &CallToolResult) -> bool {
-    result.is_error == Some(true)
 }
 
 #[tokio::test]

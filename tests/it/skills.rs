@@ -33,14 +33,13 @@ use capmux::package::{Format, Source};
 use capmux::{Config, Diagnostic, Options, Overrides, Pool};
 use rmcp::ServiceError;
 use rmcp::model::{
-    CallToolRequestParams, CallToolResult, ErrorCode, GetPromptRequestParams,
-    GetSkillRequestParams, ReadResourceRequestParams, ResourceContents, SkillResource,
-    SkillResources, validate_skills,
+    ErrorCode, GetPromptRequestParams, GetSkillRequestParams, ReadResourceRequestParams,
+    ResourceContents, SkillResource, SkillResources, validate_skills,
 };
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
-use crate::support::{self, Client, capmux, connect, text_of};
+use crate::support::{self, Client, call, capmux, connect, text_of};
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
@@ -155,13 +154,6 @@ fn args(value: Value) -> Map<String, Value> {
         Value::Object(map) => map,
         other => panic!("expected an object, got {other}"),
     }
-}
-
-async fn call(client: &Client, tool: &str, arguments: Value) -> CallToolResult {
-    client
-        .call_tool(CallToolRequestParams::new(tool.to_owned()).with_arguments(args(arguments)))
-        .await
-        .expect("tools/call answered")
 }
 
 async fn prompt_text(client: &Client, name: &str, arguments: Option<&str>) -> String {

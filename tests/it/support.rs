@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use capmux::{Config, Options, Overrides, Server};
+use capmux::{Config, Options, Server};
 use rmcp::model::{ClientCapabilities, ClientConfig, Implementation, ProtocolVersion};
 use rmcp::service::RunningService;
 use rmcp::{RoleClient, ServiceExt};
@@ -42,15 +42,7 @@ pub fn load(roots: &[PathBuf], config_toml: &str, cwd: &Path) -> capmux::Loaded 
     let config_path = cwd.join("capmux-test-config.toml");
     let mut config = Config::parse(config_toml, &config_path).expect("valid test config");
     config.user_packages = false;
-    let options = Options {
-        config: None,
-        overrides: Overrides {
-            packages: roots.to_vec(),
-            no_bundled: true,
-            only_explicit: true,
-        },
-        cwd: cwd.to_path_buf(),
-    };
+    let options = Options::only(roots.to_vec(), cwd.to_path_buf());
     capmux::load_with(config, &options)
 }
 
@@ -172,4 +164,26 @@ pub fn read_pid(path: PathBuf) -> u32 {
         );
         std::thread::sleep(Duration::from_millis(10));
     }
+}
+
+/// Calls the tool `name` with `arguments` (a JSON object) and returns its result.
+pub async fn call(
+    client: &Client,
+    name: &str,
+    arguments: serde_json::Value,
+) -> rmcp::model::CallToolResult {
+    let serde_json::Value::Object(arguments) = arguments else {
+        panic!("arguments must be an object")
+    };
+    client
+        .call_tool(
+            rmcp::model::CallToolRequestParams::new(name.to_owned()).with_arguments(arguments),
+        )
+        .await
+        .expect("tools/call answered")
+}
+
+/// Whether a tool result is a tool error.
+pub fn is_error(result: &rmcp::model::CallToolResult) -> bool {
+    result.is_error == Some(true)
 }
