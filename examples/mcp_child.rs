@@ -38,14 +38,15 @@ use tracing_subscriber::EnvFilter;
 
 const INSTRUCTIONS: &str = "An example MCP server for capmux tests.";
 const README_URI: &str = "child://readme";
+const NOTE_TEMPLATE: &str = "child://notes/{name}";
 const README_TEXT: &str = "mcp_child: an example MCP server for capmux tests.\n\
 Tools: echo, add, sleep, fail, crash, log, sample, elicit, add_tool, remove_tool, roots.\n";
 
 const AFTER_HELP: &str = "\
-Tools: echo {text}, add {a, b}, sleep {ms, steps?=5}, fail {message}, crash {code?=3},
+Tools: echo {text, repeat?}, add {a, b}, sleep {ms, steps?=5}, fail {message}, crash {code?=3},
 log {level, message}, sample {prompt}, elicit {message}, add_tool {name}, remove_tool {name},
 roots {}; with --tools N also tool_0 .. tool_{N-1} (echo their arguments as JSON).
-Prompt: greet {name}. Resource: child://readme.
+Prompt: greet {name}. Resource: child://readme; template child://notes/{name}.
 
 Logs go to stderr (MCP_CHILD_LOG, an EnvFilter, default mcp_child=info,rmcp=warn);
 stdout carries only MCP.";
@@ -221,6 +222,8 @@ fn dynamic_tool(name: &str) -> Tool {
 #[derive(Deserialize)]
 struct TextArgs {
     text: String,
+    /// Repeats the text this many times (a way to send one huge line).
+    repeat: Option<usize>,
 }
 #[derive(Deserialize)]
 struct AddArgs {
@@ -348,6 +351,13 @@ impl Child {
                 () = tokio::time::sleep(slice) => {}
                 () = cx.ct.cancelled() => {
                     tracing::info!("sleep cancelled at step {step} of {steps}");
+                    // Also to the client, so a test behind a proxy can see it arrive.
+                    let _ = cx.peer.notify_logging_message(
+                        LoggingMessageNotificationParam::new(
+                            LoggingLevel::Info,
+                            json!(format!("sleep cancelled at step {step} of {steps}")),
+                        ),
+                    ).await;
                     return Ok(tool_error("cancelled"));
                 }
             }
@@ -555,7 +565,10 @@ impl ServerHandler for Child {
             };
         }
         let result = match req.name.as_ref() {
-            "echo" => echo_result(parse!(TextArgs).text),
+            "echo" => {
+                let a = parse!(TextArgs);
+                echo_result(a.text.repeat(a.repeat.unwrap_or(1)))
+            }
             "add" => {
                 let a = parse!(AddArgs);
                 text((a.a + a.b).to_string())
@@ -636,11 +649,27 @@ impl ServerHandler for Child {
         Ok(ListResourcesResult::with_all_items(vec![readme]))
     }
 
+    async fn list_resource_templates(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _cx: RequestContext<RoleServer>,
+    ) -> Result<rmcp::model::ListResourceTemplatesResult, ErrorData> {
+        Ok(rmcp::model::ListResourceTemplatesResult::with_all_items(
+            vec![rmcp::model::ResourceTemplate::new(NOTE_TEMPLATE, "note")],
+        ))
+    }
+
     async fn read_resource(
         &self,
         request: ReadResourceRequestParams,
         _cx: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, ErrorData> {
+        if let Some(name) = request.uri.strip_prefix("child://notes/") {
+            let text = format!("note {name}");
+            return Ok(
+                ReadResourceResult::new(vec![ResourceContents::text(text, &request.uri)]).into(),
+            );
+        }
         if request.uri != README_URI {
             return Err(ErrorData::resource_not_found(
                 format!("no resource {}", request.uri),

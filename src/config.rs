@@ -61,6 +61,9 @@ pub struct Config {
     pub data_dir: Option<PathBuf>,
     /// The most bytes of a command tool's output passed on; default 1 MiB.
     pub tool_output_limit: Option<usize>,
+    /// How child MCP servers are supervised (`[servers]`).
+    #[serde(default)]
+    pub servers: ServersConfig,
     /// Per-package settings, keyed by package id (the npm name).
     #[serde(default)]
     pub packages: BTreeMap<String, PackageConfig>,
@@ -86,6 +89,24 @@ pub struct PackageConfig {
     pub settings: BTreeMap<String, Value>,
     /// `false` keeps the package loaded but serves none of its items.
     pub enabled: Option<bool>,
+}
+
+/// Timeouts and limits of child MCP servers, in seconds; every one has a default.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServersConfig {
+    /// The handshake (spawn, initialize, first listing) of one child; default 30.
+    pub startup_timeout: Option<f64>,
+    /// How long `initialize` waits for the children before answering without the slow
+    /// ones (they join with `list_changed`); default 5.
+    pub startup_wait: Option<f64>,
+    /// A request's idle timeout, reset by progress; default 60. A server's own `timeout`
+    /// (milliseconds) overrides it.
+    pub request_timeout: Option<f64>,
+    /// The most a request may take, progress or not; default 600.
+    pub max_request_timeout: Option<f64>,
+    /// Restarts in a row before a crashing child is left failed; default 5.
+    pub max_restarts: Option<u32>,
 }
 
 fn default_true() -> bool {

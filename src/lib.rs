@@ -6,6 +6,7 @@
 //! `server` (MCP over stdio), with `runner` executing command tools. The binary's `main.rs`
 //! only parses the command line and prints.
 
+pub mod child;
 pub mod config;
 pub mod diagnostic;
 pub mod discover;
@@ -82,6 +83,11 @@ pub fn load_with(config: Config, options: &Options) -> Loaded {
     let (packages, mut diagnostics) = discover::discover(&roots);
     let pool = Pool::build(packages, &config);
     diagnostics.extend(pool.diagnostics().iter().cloned());
+    // Servers that cannot be launched (a command not found): known without starting any.
+    if !pool.servers.is_empty() {
+        let children = child::Supervisor::new(&pool, &config, &options.cwd);
+        diagnostics.extend(children.diagnostics().iter().cloned());
+    }
     diagnostic::sort(&mut diagnostics);
     Loaded {
         config,
@@ -91,8 +97,9 @@ pub fn load_with(config: Config, options: &Options) -> Loaded {
 }
 
 /// Serves `server` on stdin/stdout until the client closes stdin or `shutdown` resolves,
-/// whichever comes first (also during the handshake).
+/// whichever comes first (also during the handshake); then stops the child servers.
 pub async fn serve_stdio(server: Server, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+    let children = server.clone();
     let session = async move {
         let running = server.serve(rmcp::transport::stdio_pipes()).await?;
         let reason = running.waiting().await?;
@@ -107,5 +114,6 @@ pub async fn serve_stdio(server: Server, shutdown: impl Future<Output = ()>) -> 
             tracing::info!("shutting down on signal");
         }
     }
+    children.shutdown().await;
     Ok(())
 }

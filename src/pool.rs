@@ -7,17 +7,19 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Bound;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use rmcp::model as mcp;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
+use crate::child::Catalog;
 use crate::config::Config;
 use crate::diagnostic::{Diagnostic, Severity};
 use crate::names::{self, Names, QualifiedName};
 use crate::package::skill::Skill;
-use crate::package::{HookHandler, Package, Permission, Source};
+use crate::package::{Format, HookHandler, McpServer, Package, Permission, Source};
 use crate::skills;
 use crate::system_prompt::{self, Part, SystemPrompt};
 
@@ -63,6 +65,8 @@ pub enum ToolRoute {
     LoadSkill,
     /// capmux's own: read one file of a skill.
     ReadSkillFile,
+    /// `catalogs[server].tools[tool]` of a child server.
+    Child { server: usize, tool: usize },
 }
 
 /// What stands behind a public prompt name.
@@ -81,6 +85,11 @@ pub enum PromptRoute {
     },
     /// The host API's first message: rules, system prompts, skills index, then the message.
     Compose,
+    /// `catalogs[server].prompts[prompt]` of a child server.
+    Child {
+        server: usize,
+        prompt: usize,
+    },
 }
 
 /// What stands behind a resource URI.
@@ -94,6 +103,20 @@ pub enum ResourceRoute {
         skill: usize,
         file: usize,
     },
+    /// `catalogs[server].resources[resource]` of a child server.
+    Child { server: usize, resource: usize },
+}
+
+/// A child server a package declares and may run, with the namespace its items are served
+/// under.
+#[derive(Debug, Clone)]
+pub struct ServerRef {
+    pub package: usize,
+    pub server: usize,
+    pub namespace: String,
+    /// How people see it: `<namespace>` for a servers config entry, else
+    /// `<package namespace>/<server>`.
+    pub label: String,
 }
 
 /// A skill as served: where it is and the URIs of its folder and entry file.
@@ -114,11 +137,19 @@ pub struct Entry<T, R> {
     pub route: R,
 }
 
-/// Every public name and its route; immutable once built.
-#[derive(Debug, Default)]
+/// Every public name and its route; immutable once built. A child server's catalogue change
+/// makes a new pool from the one without children ([`Pool::with_children`]).
+#[derive(Debug, Default, Clone)]
 pub struct Pool {
     /// Packages in (priority, id) order.
-    pub packages: Vec<Active>,
+    pub packages: Arc<Vec<Active>>,
+    /// The child servers that may run, in (package, position) order: the order in which
+    /// their items claim names.
+    pub servers: Vec<ServerRef>,
+    /// What each server serves now (`None`: not running), aligned with `servers`.
+    pub catalogs: Vec<Option<Arc<Catalog>>>,
+    /// The resource templates of the running children: (server, template).
+    pub templates: Vec<(usize, mcp::ResourceTemplate)>,
     pub tools: BTreeMap<String, Entry<mcp::Tool, ToolRoute>>,
     pub prompts: BTreeMap<String, Entry<mcp::Prompt, PromptRoute>>,
     pub resources: BTreeMap<String, Entry<mcp::Resource, ResourceRoute>>,
@@ -173,13 +204,44 @@ impl Pool {
         };
         let data_root = config.data_dir();
         let mut namespaces: BTreeMap<String, String> = BTreeMap::new();
+        let mut actives = Vec::new();
+        let mut server_namespaces: Vec<Vec<Option<String>>> = Vec::new();
         for package in packages {
-            let Some(namespace) = pool.namespace(&package, config, &namespaces) else {
-                continue;
+            let alias = config
+                .package(&package.id)
+                .and_then(|u| u.namespace.clone());
+            let (namespace, per_server) = if package.format == Format::Servers {
+                // Each entry of a servers config is served under its own name; the file's
+                // own namespace only names its data folder.
+                let per_server = package
+                    .mcp_servers
+                    .iter()
+                    .map(|server| {
+                        let ns =
+                            pool.namespace(&server.name, &package.root, None, config, &namespaces);
+                        if let Some(ns) = &ns {
+                            namespaces
+                                .insert(ns.clone(), format!("{}/{}", package.id, server.name));
+                        }
+                        ns
+                    })
+                    .collect();
+                let namespace =
+                    names::namespace_for_package(&package.id).unwrap_or_else(|_| "servers".into());
+                (namespace, per_server)
+            } else {
+                let Some(namespace) =
+                    pool.namespace(&package.id, &package.root, alias, config, &namespaces)
+                else {
+                    continue;
+                };
+                namespaces.insert(namespace.clone(), package.id.clone());
+                (namespace, Vec::new())
             };
-            namespaces.insert(namespace.clone(), package.id.clone());
+            server_namespaces.push(per_server);
             let user = config.package(&package.id);
-            let grants = if package.source == Source::Bundled {
+            // Bundled packages and the user's own servers config hold what they declare.
+            let grants = if package.source == Source::Bundled || package.format == Format::Servers {
                 package.permissions.clone()
             } else {
                 user.map(|u| {
@@ -193,7 +255,7 @@ impl Pool {
             let settings = pool.settings(&package, config);
             let data_dir = data_root.join(&namespace);
             let enabled = user.and_then(|u| u.enabled).unwrap_or(true);
-            pool.packages.push(Active {
+            actives.push(Active {
                 package,
                 namespace,
                 grants,
@@ -202,6 +264,8 @@ impl Pool {
                 enabled,
             });
         }
+        pool.packages = Arc::new(actives);
+        pool.register_servers(&server_namespaces);
         pool.register_items();
         pool.register_skills();
         pool.register_hooks();
@@ -217,28 +281,27 @@ impl Pool {
     /// reserved one gets a suffix from the id's hash, with a warning.
     fn namespace(
         &mut self,
-        package: &Package,
+        id: &str,
+        root: &Path,
+        alias: Option<String>,
         config: &Config,
         taken: &BTreeMap<String, String>,
     ) -> Option<String> {
-        let alias = config
-            .package(&package.id)
-            .and_then(|u| u.namespace.clone());
         let base = match alias {
             Some(alias) => alias,
-            None => match names::namespace_for_package(&package.id) {
+            None => match names::namespace_for_package(id) {
                 Ok(ns) => ns,
                 Err(err) => {
                     self.diagnostics.push(
                         Diagnostic::error(
-                            &package.root,
+                            root,
                             format!(
                                 "no namespace can be made from the package id: {err}; set `namespace` under [packages.\"{}\"] in {}",
-                                package.id,
+                                id,
                                 config.location()
                             ),
                         )
-                        .in_package(package.id.clone()),
+                        .in_package(id.to_owned()),
                     );
                     return None;
                 }
@@ -254,7 +317,7 @@ impl Pool {
         };
         // The suffix comes from the id's hash, so it does not depend on the other packages;
         // in the unlikely case it is taken too, a longer piece of the hash is used.
-        let digest: String = Sha256::digest(package.id.as_bytes())
+        let digest: String = Sha256::digest(id.as_bytes())
             .iter()
             .map(|b| format!("{b:02x}"))
             .collect();
@@ -265,14 +328,14 @@ impl Pool {
             .unwrap_or_else(|| format!("{base}-{digest}"));
         self.diagnostics.push(
             Diagnostic::warning(
-                &package.root,
+                root,
                 format!(
                     "namespace `{base}` is taken by {holder}; this package's items are served under `{renamed}` (set `namespace` under [packages.\"{}\"] in {} to choose one)",
-                    package.id,
+                    id,
                     config.location()
                 ),
             )
-            .in_package(package.id.clone()),
+            .in_package(id.to_owned()),
         );
         Some(renamed)
     }
@@ -674,8 +737,221 @@ impl Pool {
                 let active = &self.packages[package];
                 Some((active, &active.package.tools[tool]))
             }
-            ToolRoute::LoadSkill | ToolRoute::ReadSkillFile => None,
+            ToolRoute::LoadSkill | ToolRoute::ReadSkillFile | ToolRoute::Child { .. } => None,
         }
+    }
+
+    /// Admits each child server whose package holds `mcp:server`; reports the others.
+    /// `per_server` holds the namespaces of servers config entries, by package.
+    fn register_servers(&mut self, per_server: &[Vec<Option<String>>]) {
+        let packages = self.packages.clone();
+        for (p, active) in packages.iter().enumerate() {
+            if !active.enabled || active.package.mcp_servers.is_empty() {
+                continue;
+            }
+            let needs = Permission::McpServer;
+            if !active.holds(needs) {
+                let declared = active.package.permissions.contains(&needs);
+                let (severity, how) = if declared {
+                    (Severity::Warning, "has not been granted")
+                } else {
+                    (Severity::Error, "does not declare")
+                };
+                self.diagnostics.push(
+                    Diagnostic::new(
+                        severity,
+                        &active.package.root,
+                        format!(
+                            "its {} MCP server(s) are not started: the package {how} `{needs}`",
+                            active.package.mcp_servers.len()
+                        ),
+                    )
+                    .in_package(active.package.id.clone()),
+                );
+                continue;
+            }
+            for (s, server) in active.package.mcp_servers.iter().enumerate() {
+                let (namespace, label) = if active.package.format == Format::Servers {
+                    match per_server.get(p).and_then(|v| v.get(s)).cloned().flatten() {
+                        Some(ns) => (ns.clone(), ns),
+                        None => continue,
+                    }
+                } else {
+                    (
+                        active.namespace.clone(),
+                        format!("{}/{}", active.namespace, server.name),
+                    )
+                };
+                self.servers.push(ServerRef {
+                    package: p,
+                    server: s,
+                    namespace,
+                    label,
+                });
+            }
+        }
+        self.catalogs = vec![None; self.servers.len()];
+    }
+
+    /// The server a [`ServerRef`] stands for.
+    pub fn server(&self, index: usize) -> (&ServerRef, &McpServer) {
+        let server = &self.servers[index];
+        (
+            server,
+            &self.packages[server.package].package.mcp_servers[server.server],
+        )
+    }
+
+    /// This pool, built without children, with the items of the children's `catalogs`
+    /// (aligned with `servers`). Children claim names after every package item, in server
+    /// order, so a child never takes a name from a package and a restart gives the same names.
+    /// When two servers of one package offer the same item, the later one's is served as
+    /// `<ns>__<server>__<item>`. A resource URI two servers offer is served by the earlier
+    /// one, with a warning.
+    pub fn with_children(&self, catalogs: &[Option<Arc<Catalog>>]) -> Pool {
+        let mut pool = self.clone();
+        pool.catalogs = self
+            .servers
+            .iter()
+            .enumerate()
+            .map(|(i, _)| catalogs.get(i).cloned().flatten())
+            .collect();
+        for i in 0..pool.servers.len() {
+            let Some(catalog) = pool.catalogs[i].clone() else {
+                continue;
+            };
+            let server = pool.servers[i].clone();
+            let (root, package_id) = {
+                let active = &pool.packages[server.package];
+                (active.package.root.clone(), active.package.id.clone())
+            };
+            let server_name = pool.packages[server.package].package.mcp_servers[server.server]
+                .name
+                .clone();
+            let claim_child =
+                |names: &mut Names, diagnostics: &mut Vec<Diagnostic>, item: &str, what: &str| {
+                    let Ok((item, _)) = names::sanitize_item(item) else {
+                        diagnostics.push(
+                            Diagnostic::warning(
+                                &root,
+                                format!(
+                                    "server `{}`: {what} `{item}` has no usable name; not served",
+                                    server.label
+                                ),
+                            )
+                            .in_package(package_id.clone()),
+                        );
+                        return None;
+                    };
+                    match names.insert(QualifiedName::new(&server.namespace, &item)) {
+                        Ok(public) => Some(public),
+                        Err(first) => match names.insert(QualifiedName::new(
+                            &server.namespace,
+                            format!("{server_name}{}{item}", names::SEPARATOR),
+                        )) {
+                            Ok(public) => Some(public),
+                            Err(_) => {
+                                diagnostics.push(Diagnostic::error(&root, format!(
+                                "server `{}`: {what} `{item}` is not served: `{}` is taken by `{}`",
+                                server.label, first.public, first.taken_by
+                            )).in_package(package_id.clone()));
+                                None
+                            }
+                        },
+                    }
+                };
+            for (t, tool) in catalog.tools.iter().enumerate() {
+                let Some(public) = claim_child(
+                    &mut pool.tool_names,
+                    &mut pool.diagnostics,
+                    &tool.name,
+                    "tool",
+                ) else {
+                    continue;
+                };
+                let mut item = tool.clone();
+                item.name = public.clone().into();
+                pool.tools.insert(
+                    public,
+                    Entry {
+                        item,
+                        route: ToolRoute::Child { server: i, tool: t },
+                    },
+                );
+            }
+            for (n, prompt) in catalog.prompts.iter().enumerate() {
+                let Some(public) = claim_child(
+                    &mut pool.prompt_names,
+                    &mut pool.diagnostics,
+                    &prompt.name,
+                    "prompt",
+                ) else {
+                    continue;
+                };
+                let mut item = prompt.clone();
+                item.name = public.clone();
+                pool.prompts.insert(
+                    public,
+                    Entry {
+                        item,
+                        route: PromptRoute::Child {
+                            server: i,
+                            prompt: n,
+                        },
+                    },
+                );
+            }
+            for (r, resource) in catalog.resources.iter().enumerate() {
+                if let Some(taken) = pool.resources.get(&resource.uri) {
+                    let holder = match taken.route {
+                        ResourceRoute::Child { server, .. } => {
+                            format!("server `{}`", pool.servers[server].label)
+                        }
+                        _ => "capmux".to_owned(),
+                    };
+                    pool.diagnostics.push(Diagnostic::warning(&root, format!(
+                        "server `{}`: resource `{}` is also offered by {holder}, which serves it",
+                        server.label, resource.uri
+                    )).in_package(package_id.clone()));
+                    continue;
+                }
+                pool.resources.insert(
+                    resource.uri.clone(),
+                    Entry {
+                        item: resource.clone(),
+                        route: ResourceRoute::Child {
+                            server: i,
+                            resource: r,
+                        },
+                    },
+                );
+            }
+            pool.templates
+                .extend(catalog.templates.iter().map(|t| (i, t.clone())));
+            if let Some(text) = catalog
+                .instructions
+                .as_deref()
+                .map(str::trim)
+                .filter(|t| !t.is_empty())
+            {
+                pool.system_prompt.parts.push(Part {
+                    origin: format!("{package_id}: server {server_name}"),
+                    heading: format!("Server {}", server.label),
+                    text: text.to_owned(),
+                    providers: None,
+                    brief: None,
+                });
+            }
+        }
+        pool
+    }
+
+    /// The running child server whose resource templates match `uri`, first by server order.
+    pub fn template_for(&self, uri: &str) -> Option<usize> {
+        self.templates
+            .iter()
+            .find(|(_, t)| crate::child::template_matches(&t.uri_template, uri))
+            .map(|(server, _)| *server)
     }
 
     /// Every diagnostic of the merge, for `list` and `check`.

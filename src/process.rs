@@ -137,6 +137,28 @@ pub async fn run(spec: Spec<'_>, cancel: CancellationToken) -> Result<Output, st
     })
 }
 
+/// `capmux exec-child PPID PROGRAM ARGS...`: sets the parent-death signal (SIGKILL), checks
+/// that the parent is still `PPID` (it may have died before the signal was set), then
+/// becomes `PROGRAM`. Returns only on failure. This is how a child server gets the signal
+/// without `unsafe` code between fork and exec.
+pub fn exec_child(args: &[std::ffi::OsString]) -> std::io::Error {
+    use std::os::unix::process::CommandExt;
+    let (Some(ppid), Some(program)) = (args.first(), args.get(1)) else {
+        return std::io::Error::other("usage: capmux exec-child PPID PROGRAM [ARGS...]");
+    };
+    let ppid: i32 = match ppid.to_string_lossy().parse() {
+        Ok(ppid) => ppid,
+        Err(_) => return std::io::Error::other("PPID is not a number"),
+    };
+    if let Err(err) = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL) {
+        return std::io::Error::other(format!("cannot set the parent-death signal: {err}"));
+    }
+    if nix::unistd::getppid().as_raw() != ppid {
+        return std::io::Error::other("the parent is gone");
+    }
+    std::process::Command::new(program).args(&args[2..]).exec()
+}
+
 /// Kills a process group when dropped; killing a group that is gone already is harmless.
 struct GroupGuard(Option<Pid>);
 

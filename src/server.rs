@@ -30,6 +30,7 @@ use rmcp::{RoleServer, ServerHandler};
 
 use serde_json::{Map, Value};
 
+use crate::child::{Forward, Supervisor};
 use crate::config::Config;
 use crate::hooks::{self, Hook, HookEvent, Hooks};
 use crate::pool::{self, PromptRoute, ResourceRoute, SkillEntry, ToolRoute};
@@ -53,6 +54,16 @@ struct Inner {
     instructions_budget: usize,
     /// This server's session id in hook events.
     session_id: String,
+    /// The pool without the children's items: what a catalogue change rebuilds from.
+    base: Arc<Pool>,
+    /// The child servers, when the pool has any.
+    children: Option<Supervisor>,
+    /// Held while the served pool is rebuilt from the catalogues, so rebuilds never race.
+    rebuild: std::sync::Mutex<()>,
+    /// Whether the children were started (once per server).
+    started: std::sync::atomic::AtomicBool,
+    /// How long `initialize` waits for children.
+    startup_wait: std::time::Duration,
 }
 
 /// A pool and the hook chain built from it.
@@ -63,8 +74,11 @@ pub(crate) struct Served {
 
 impl Server {
     pub fn new(pool: Pool, config: &Config, workspace: PathBuf) -> Self {
+        let children =
+            (!pool.servers.is_empty()).then(|| Supervisor::new(&pool, config, &workspace));
         let runner = Runner::new(config, workspace);
         let hooks = package_hooks(&pool, &runner);
+        let pool = Arc::new(pool);
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_nanos())
@@ -72,9 +86,14 @@ impl Server {
         Server {
             inner: Arc::new(Inner {
                 served: RwLock::new(Arc::new(Served {
-                    pool: Arc::new(pool),
+                    pool: pool.clone(),
                     hooks,
                 })),
+                base: pool,
+                children,
+                rebuild: std::sync::Mutex::new(()),
+                started: std::sync::atomic::AtomicBool::new(false),
+                startup_wait: crate::child::Limits::from_config(config).startup_wait,
                 runner,
                 page_size: config.page_size(),
                 instructions_budget: config.instructions_budget(),
@@ -111,6 +130,118 @@ impl Server {
         }
     }
 
+    /// The child servers, when the pool has any.
+    pub fn children(&self) -> Option<&Supervisor> {
+        self.inner.children.as_ref()
+    }
+
+    /// Starts the child servers (once) and waits, at most `[servers] startup_wait`, for
+    /// them to be ready or failed, so that the first listing has their items; slower ones
+    /// join later with `list_changed`. `client` is the session whose client the children's
+    /// requests (sampling, elicitation, roots) go to, and whose capabilities they are told.
+    pub async fn start_children(&self, client: Option<rmcp::Peer<RoleServer>>) {
+        let Some(children) = &self.inner.children else {
+            return;
+        };
+        if let Some(peer) = client {
+            children.set_upstream(peer);
+        }
+        if self
+            .inner
+            .started
+            .swap(true, std::sync::atomic::Ordering::SeqCst)
+        {
+            return;
+        }
+        let mut changes = children.changes();
+        children.start();
+        // Catalogue changes swap in a new pool and tell the client what changed.
+        let weak = Arc::downgrade(&self.inner);
+        tokio::spawn(async move {
+            while changes.changed().await.is_ok() {
+                // Children come up in bursts (fifty at start): one new pool for a burst.
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                changes.mark_unchanged();
+                let Some(inner) = weak.upgrade() else { return };
+                let server = Server { inner };
+                server.rebuild().await;
+            }
+        });
+        children.settled(self.inner.startup_wait).await;
+        self.rebuild_quietly();
+    }
+
+    /// Stops the child servers, within about 1.5 s.
+    pub async fn shutdown(&self) {
+        if let Some(children) = &self.inner.children {
+            children.shutdown().await;
+        }
+    }
+
+    /// Swaps in the pool of the children's catalogues as they are now. The server does this
+    /// itself on every change (and tells the client); this is for a caller that needs the
+    /// children's items at once, without a client.
+    pub fn sync_children(&self) {
+        self.rebuild_quietly();
+    }
+
+    /// Swaps in the pool of the current catalogues; returns the old and the new one.
+    fn rebuild_quietly(&self) -> Option<(Arc<Pool>, Arc<Pool>)> {
+        let children = self.inner.children.as_ref()?;
+        let _guard = self.inner.rebuild.lock().unwrap_or_else(|p| p.into_inner());
+        let pool = Arc::new(self.inner.base.with_children(&children.catalogs()));
+        let mut served = match self.inner.served.write() {
+            Ok(served) => served,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let old = served.pool.clone();
+        *served = Arc::new(Served {
+            pool: pool.clone(),
+            hooks: served.hooks.clone(),
+        });
+        // What the children's items ran into (a name or URI taken) is new at runtime.
+        for d in pool
+            .diagnostics()
+            .iter()
+            .filter(|d| !old.diagnostics().contains(d))
+        {
+            tracing::warn!(
+                package = d.package.as_deref().unwrap_or("-"),
+                "{}",
+                d.message
+            );
+        }
+        Some((old, pool))
+    }
+
+    /// [`Server::rebuild_quietly`], then `list_changed` for each list that changed.
+    async fn rebuild(&self) {
+        let Some((old, new)) = self.rebuild_quietly() else {
+            return;
+        };
+        let Some(peer) = self.children().and_then(|c| c.upstream_peer()) else {
+            return;
+        };
+        fn same<T: PartialEq, R>(
+            a: &std::collections::BTreeMap<String, pool::Entry<T, R>>,
+            b: &std::collections::BTreeMap<String, pool::Entry<T, R>>,
+        ) -> bool {
+            a.len() == b.len()
+                && a.iter()
+                    .zip(b)
+                    .all(|((ka, a), (kb, b))| ka == kb && a.item == b.item)
+        }
+        if !same(&old.tools, &new.tools) {
+            let _ = peer.notify_tool_list_changed().await;
+        }
+        if !same(&old.prompts, &new.prompts) {
+            let _ = peer.notify_prompt_list_changed().await;
+        }
+        if !same(&old.resources, &new.resources) || old.templates.len() != new.templates.len() {
+            let _ = peer.notify_resource_list_changed().await;
+        }
+    }
+
     /// The pool as it is now.
     pub fn pool(&self) -> Arc<Pool> {
         self.served().pool.clone()
@@ -143,7 +274,7 @@ impl Server {
         &self,
         name: &str,
         arguments: Option<Map<String, Value>>,
-        cancel: tokio_util::sync::CancellationToken,
+        forward: Forward,
     ) -> Option<CallToolResult> {
         let served = self.served();
         let pool = &served.pool;
@@ -154,6 +285,10 @@ impl Server {
             }
             ToolRoute::LoadSkill => skills::LOAD_TOOL.to_owned(),
             ToolRoute::ReadSkillFile => skills::READ_TOOL.to_owned(),
+            ToolRoute::Child { server, tool } => pool.catalogs[server]
+                .as_ref()
+                .map(|c| c.tools[tool].name.to_string())
+                .unwrap_or_default(),
         };
         let client_name = format!("mcp__capmux__{name}");
         let names = [name, item.as_str(), client_name.as_str()];
@@ -188,9 +323,18 @@ impl Server {
                 let tool = &active.package.tools[tool];
                 self.inner
                     .runner
-                    .call(active, tool, name, arguments.clone(), cancel)
+                    .call(active, tool, name, arguments.clone(), forward.cancel)
                     .await
             }
+            ToolRoute::Child { server, .. } => match self.child(server) {
+                Some(child) => child
+                    .call_tool(&item, arguments.clone(), &forward)
+                    .await
+                    .unwrap_or_else(|err| {
+                        CallToolResult::error(vec![ContentBlock::text(err.message)])
+                    }),
+                None => CallToolResult::error(vec![ContentBlock::text("no such server")]),
+            },
             route => Self::skill_tool(pool, route, arguments.as_ref()),
         };
 
@@ -216,12 +360,18 @@ impl Server {
         Some(result)
     }
 
+    /// The child behind the pool's server `index`.
+    fn child(&self, index: usize) -> Option<&std::sync::Arc<crate::child::Child>> {
+        self.inner.children.as_ref()?.children().get(index)
+    }
+
     /// `prompts/get` without hooks: the prompt filled in.
     async fn prompt(
         &self,
         pool: &Pool,
         request: &GetPromptRequestParams,
         provider: Option<&str>,
+        forward: &Forward,
     ) -> Result<GetPromptResult, ErrorData> {
         let Some(entry) = pool.prompts.get(&request.name) else {
             return Err(ErrorData::invalid_params(
@@ -230,6 +380,19 @@ impl Server {
             ));
         };
         let (description, text) = match entry.route {
+            PromptRoute::Child { server, prompt } => {
+                let (Some(child), Some(catalog)) = (self.child(server), &pool.catalogs[server])
+                else {
+                    return Err(ErrorData::internal_error("no such server", None));
+                };
+                return child
+                    .get_prompt(
+                        &catalog.prompts[prompt].name,
+                        request.arguments.clone(),
+                        forward,
+                    )
+                    .await;
+            }
             PromptRoute::System => (
                 entry.item.description.clone(),
                 pool.system_prompt.render(provider),
@@ -296,20 +459,32 @@ impl Server {
         Ok(result)
     }
 
-    /// `resources/read` without hooks.
-    fn resource(
+    /// `resources/read` without hooks. A URI no listed resource has goes to the first
+    /// child whose resource template matches it.
+    async fn resource(
         &self,
         pool: &Pool,
         uri: &str,
         provider: Option<&str>,
+        forward: &Forward,
     ) -> Result<ReadResourceResult, ErrorData> {
+        let child_read = |server: usize| async move {
+            match self.child(server) {
+                Some(child) => child.read_resource(uri, forward).await,
+                None => Err(ErrorData::internal_error("no such server", None)),
+            }
+        };
         let Some(entry) = pool.resources.get(uri) else {
-            return Err(ErrorData::resource_not_found(
-                format!("unknown resource `{}`", uri),
-                None,
-            ));
+            return match pool.template_for(uri) {
+                Some(server) => child_read(server).await,
+                None => Err(ErrorData::resource_not_found(
+                    format!("unknown resource `{uri}`"),
+                    None,
+                )),
+            };
         };
         let contents = match entry.route {
+            ResourceRoute::Child { server, .. } => return child_read(server).await,
             ResourceRoute::SystemPrompt => ResourceContents::text(
                 pool.system_prompt.render(provider),
                 system_prompt::RESOURCE_URI,
@@ -348,17 +523,35 @@ impl Server {
             .and_then(|info| provider_for_client(&info.client_info.name))
     }
 
-    /// What this pool serves; the skills extension (SEP-2640) only when there are skills.
+    /// What this pool serves; the skills extension (SEP-2640) only when there are skills;
+    /// `list_changed` and logging when there are child servers.
     fn capabilities(pool: &Pool) -> ServerCapabilities {
-        let builder = ServerCapabilities::builder()
+        let mut caps = ServerCapabilities::builder()
             .enable_tools()
             .enable_prompts()
-            .enable_resources();
-        if pool.skills.is_empty() {
-            builder.build()
-        } else {
-            builder.enable_skills().build()
+            .enable_resources()
+            .build();
+        if !pool.skills.is_empty() {
+            caps = ServerCapabilities::builder()
+                .enable_tools()
+                .enable_prompts()
+                .enable_resources()
+                .enable_skills()
+                .build();
         }
+        if !pool.servers.is_empty() {
+            if let Some(tools) = caps.tools.as_mut() {
+                tools.list_changed = Some(true);
+            }
+            if let Some(prompts) = caps.prompts.as_mut() {
+                prompts.list_changed = Some(true);
+            }
+            if let Some(resources) = caps.resources.as_mut() {
+                resources.list_changed = Some(true);
+            }
+            caps.logging = Some(Default::default());
+        }
+        caps
     }
 
     /// A capmux skill tool: load a skill, or read one of its files.
@@ -504,6 +697,9 @@ fn prompt_item(pool: &Pool, public: &str) -> String {
         Some(PromptRoute::Skill { package, skill }) => {
             pool.packages[package].package.skills[skill].name.clone()
         }
+        Some(PromptRoute::Child { server, prompt }) => pool.catalogs[server]
+            .as_ref()
+            .map_or_else(|| public.to_owned(), |c| c.prompts[prompt].name.clone()),
         _ => public.to_owned(),
     }
 }
@@ -635,6 +831,17 @@ fn skill_entry(pool: &Pool, public: &str, entry: &SkillEntry) -> Skill {
     Skill::new(entry.uri.clone(), frontmatter, SkillResources::Files(files)).with_meta(meta)
 }
 
+/// What a forwarded request takes from the client's: cancellation and the progress route.
+fn forward_of(cx: &RequestContext<RoleServer>) -> Forward {
+    Forward {
+        cancel: cx.ct.clone(),
+        progress: cx
+            .meta
+            .get_progress_token()
+            .map(|token| (cx.peer.clone(), token)),
+    }
+}
+
 fn cursor(request: Option<PaginatedRequestParams>) -> Option<String> {
     request.and_then(|r| r.cursor)
 }
@@ -663,6 +870,8 @@ impl ServerHandler for Server {
     ) -> Result<InitializeResult, ErrorData> {
         context.peer.set_peer_info(request.clone());
         let mut result = self.negotiate_initialize(&request)?;
+        self.start_children(Some(context.peer.clone())).await;
+        result.capabilities = Self::capabilities(&self.pool());
         let provider = provider_for_client(&request.client_info.name);
         let served = self.served();
         let mut instructions = served
@@ -717,7 +926,7 @@ impl ServerHandler for Server {
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
         match self
-            .call(&request.name, request.arguments, context.ct.clone())
+            .call(&request.name, request.arguments, forward_of(&context))
             .await
         {
             Some(result) => Ok(result.into()),
@@ -773,7 +982,12 @@ impl ServerHandler for Server {
             context_texts.extend(outcome.context);
         }
         let mut result = self
-            .prompt(&served.pool, &request, Self::provider(&context))
+            .prompt(
+                &served.pool,
+                &request,
+                Self::provider(&context),
+                &forward_of(&context),
+            )
             .await?;
         if hooks.has(HookEvent::AfterPromptGet) {
             let mut event = self.event(HookEvent::AfterPromptGet);
@@ -842,7 +1056,14 @@ impl ServerHandler for Server {
                 uri = replaced.clone();
             }
         }
-        let mut result = self.resource(&served.pool, &uri, Self::provider(&context))?;
+        let mut result = self
+            .resource(
+                &served.pool,
+                &uri,
+                Self::provider(&context),
+                &forward_of(&context),
+            )
+            .await?;
         if hooks.has(HookEvent::AfterResourceRead) {
             let mut event = self.event(HookEvent::AfterResourceRead);
             event["uri"] = uri.clone().into();
@@ -861,6 +1082,38 @@ impl ServerHandler for Server {
             }
         }
         Ok(result.into())
+    }
+
+    async fn list_resource_templates(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<rmcp::model::ListResourceTemplatesResult, ErrorData> {
+        let pool = self.pool();
+        Ok(rmcp::model::ListResourceTemplatesResult::with_all_items(
+            pool.templates.iter().map(|(_, t)| t.clone()).collect(),
+        ))
+    }
+
+    #[allow(deprecated)]
+    async fn set_level(
+        &self,
+        request: rmcp::model::SetLevelRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        if let Some(children) = self.children() {
+            children.set_log_level(request.level).await;
+        }
+        Ok(())
+    }
+
+    async fn on_roots_list_changed(
+        &self,
+        _context: rmcp::service::NotificationContext<RoleServer>,
+    ) {
+        if let Some(children) = self.children() {
+            children.roots_changed().await;
+        }
     }
 
     async fn list_skills(

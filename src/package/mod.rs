@@ -65,6 +65,9 @@ pub enum Format {
     Skill,
     /// A skill collection: a folder of `<name>/SKILL.md` folders.
     Skills,
+    /// A servers config file: `{"mcpServers": {...}}` (Claude Desktop, Cursor, Claude Code,
+    /// also flat), or VS Code's `{"servers": {...}}`.
+    Servers,
 }
 
 impl fmt::Display for Format {
@@ -74,6 +77,7 @@ impl fmt::Display for Format {
             Format::AionuiRfc => "aionui-rfc",
             Format::Skill => "skill",
             Format::Skills => "skills",
+            Format::Servers => "servers",
         })
     }
 }
@@ -257,6 +261,8 @@ pub struct McpServer {
     pub description: Option<String>,
     pub transport: Transport,
     pub lazy: bool,
+    /// The idle timeout of its requests; the config's default when `None`.
+    pub timeout_ms: Option<u64>,
 }
 
 /// The events a hook can attach to.
@@ -332,6 +338,29 @@ pub struct Package {
 }
 
 impl Package {
+    /// A package with nothing in it yet: the start of a format that carries little.
+    pub fn empty(id: String, source: Source, root: &Path, format: Format) -> Package {
+        Package {
+            id,
+            version: None,
+            display_name: None,
+            description: None,
+            category: None,
+            source,
+            root: root.to_path_buf(),
+            format,
+            priority: DEFAULT_PRIORITY,
+            permissions: BTreeSet::new(),
+            settings: BTreeMap::new(),
+            system_prompts: Vec::new(),
+            skills: Vec::new(),
+            prompts: Vec::new(),
+            tools: Vec::new(),
+            mcp_servers: Vec::new(),
+            hooks: Vec::new(),
+        }
+    }
+
     /// The name shown to people: the display name, else the id.
     pub fn title(&self) -> &str {
         self.display_name.as_deref().unwrap_or(&self.id)
@@ -353,7 +382,9 @@ pub fn is_package_root(dir: &Path) -> bool {
 /// The format of the package at `dir`, first match wins: a package.json, a SKILL.md, a
 /// folder of skill folders.
 pub fn detect(dir: &Path) -> Option<Format> {
-    if native::detect(dir).is_some() {
+    if native::detect_servers(dir) {
+        Some(Format::Servers)
+    } else if native::detect(dir).is_some() {
         Some(Format::Native)
     } else if skill::find_entry(dir).is_some() {
         Some(Format::Skill)
@@ -373,6 +404,7 @@ pub fn load(root: &Path, source: Source, id: Option<&str>) -> Loaded {
             Some(manifest) => native::load(root, &manifest, source),
             None => Loaded::default(),
         },
+        Some(Format::Servers) => native::load_servers(root, source),
         Some(format) => load_skills(
             root,
             source,
@@ -415,23 +447,8 @@ fn load_skills(root: &Path, source: Source, format: Format, id: String) -> Loade
         skill::load_collection(root, &id, &mut diagnostics)
     };
     let package = Package {
-        id,
-        version: None,
-        display_name: None,
-        description: None,
-        category: None,
-        source,
-        root: root.to_path_buf(),
-        format,
-        priority: DEFAULT_PRIORITY,
-        permissions: BTreeSet::new(),
-        settings: BTreeMap::new(),
-        system_prompts: Vec::new(),
         skills,
-        prompts: Vec::new(),
-        tools: Vec::new(),
-        mcp_servers: Vec::new(),
-        hooks: Vec::new(),
+        ..Package::empty(id, source, root, format)
     };
     Loaded {
         package: Some(package),

@@ -976,6 +976,7 @@ fn read_mcp_server(
             "description",
             "transport",
             "lazy",
+            "timeout",
             "tools",
             "env",
             "bundled",
@@ -992,45 +993,7 @@ fn read_mcp_server(
                 &["type", "command", "args", "env", "cwd", "url", "headers"],
                 &t_at,
             );
-            let kind_name = r.opt_str(t, "type", &t_at)?;
-            let kind_name = kind_name
-                .as_deref()
-                .unwrap_or(if t.contains_key("command") {
-                    "stdio"
-                } else {
-                    "http"
-                });
-            let headers = match t.get("headers") {
-                Some(h) => r.str_map(h, &format!("{t_at}.headers"))?,
-                None => BTreeMap::new(),
-            };
-            match kind_name {
-                "stdio" => Transport::Stdio {
-                    command: r.req_str(t, "command", &t_at)?,
-                    args: match t.get("args") {
-                        Some(a) => r.str_list(a, &format!("{t_at}.args"))?,
-                        None => Vec::new(),
-                    },
-                    env: match t.get("env") {
-                        Some(e) => r.str_map(e, &format!("{t_at}.env"))?,
-                        None => BTreeMap::new(),
-                    },
-                    cwd: r.opt_str(t, "cwd", &t_at)?,
-                },
-                "http" | "streamable_http" | "streamable-http" => Transport::Http {
-                    url: r.req_str(t, "url", &t_at)?,
-                    headers,
-                },
-                "sse" => Transport::Sse {
-                    url: r.req_str(t, "url", &t_at)?,
-                    headers,
-                },
-                other => {
-                    return Err(r.error(format!(
-                        "{t_at}.type: `{other}` is not one of stdio, http, sse"
-                    )));
-                }
-            }
+            read_transport(r, t, &t_at)?
         }
         Some(Value::String(_)) if format == Format::AionuiRfc => {
             r.warn(format!("{at}: server `{name}` is configured in JavaScript (transport is only a label); not served"));
@@ -1046,6 +1009,242 @@ fn read_mcp_server(
         description: r.opt_str(obj, "description", at)?,
         transport,
         lazy: r.opt_bool(obj, "lazy", at)?.unwrap_or(false),
+        timeout_ms: read_server_timeout(r, obj, at)?,
+    })
+}
+
+/// A server's `timeout` in milliseconds: its requests' idle timeout.
+fn read_server_timeout(
+    r: &mut Reader<'_>,
+    obj: &Map<String, Value>,
+    at: &str,
+) -> Parsed<Option<u64>> {
+    match obj.get("timeout") {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Number(n)) if n.as_u64().is_some_and(|ms| ms > 0) => Ok(n.as_u64()),
+        Some(other) => Err(r.error(format!(
+            "{at}.timeout: expected a positive number of milliseconds, found {other}"
+        ))),
+    }
+}
+
+/// A transport object: `command` (stdio) or `url` (`http`, else `sse` when `type` says so).
+/// The native `transport` object and every servers config file share this shape.
+fn read_transport(r: &mut Reader<'_>, t: &Map<String, Value>, t_at: &str) -> Parsed<Transport> {
+    let kind_name = r.opt_str(t, "type", t_at)?;
+    let kind_name = kind_name
+        .as_deref()
+        .unwrap_or(if t.contains_key("command") {
+            "stdio"
+        } else {
+            "http"
+        });
+    let headers = match t.get("headers") {
+        Some(h) => r.str_map(h, &format!("{t_at}.headers"))?,
+        None => BTreeMap::new(),
+    };
+    Ok(match kind_name {
+        "stdio" => Transport::Stdio {
+            command: r.req_str(t, "command", t_at)?,
+            args: match t.get("args") {
+                Some(a) => r.str_list(a, &format!("{t_at}.args"))?,
+                None => Vec::new(),
+            },
+            env: match t.get("env") {
+                Some(e) => r.str_map(e, &format!("{t_at}.env"))?,
+                None => BTreeMap::new(),
+            },
+            cwd: r.opt_str(t, "cwd", t_at)?,
+        },
+        "http" | "streamable_http" | "streamable-http" | "streamableHttp" => Transport::Http {
+            url: r.req_str(t, "url", t_at)?,
+            headers,
+        },
+        "sse" => Transport::Sse {
+            url: r.req_str(t, "url", t_at)?,
+            headers,
+        },
+        other => {
+            return Err(r.error(format!(
+                "{t_at}.type: `{other}` is not one of stdio, http, sse"
+            )));
+        }
+    })
+}
+
+/// Keys other clients write into a servers config that mean nothing to an MCP server.
+const FOREIGN_SERVER_KEYS: &[&str] = &[
+    "autoApprove",
+    "alwaysAllow",
+    "disabledTools",
+    "trust",
+    "includeTools",
+    "excludeTools",
+    "envFile",
+    "oauth",
+    "transportType",
+    "networkTimeout",
+];
+
+/// Whether `file` is a servers config: a JSON file whose object holds `mcpServers` (Claude
+/// Desktop, Cursor, Claude Code) or `servers` (VS Code).
+pub fn detect_servers(file: &Path) -> bool {
+    if !file.is_file() || file.extension().is_none_or(|e| e != "json") {
+        return false;
+    }
+    let Ok(text) = read_text(file) else {
+        return false;
+    };
+    match serde_json::from_str::<Value>(&text) {
+        Ok(Value::Object(top)) => {
+            top.contains_key("mcpServers") || top.contains_key("servers") || is_flat(&top)
+        }
+        _ => false,
+    }
+}
+
+/// The flat shape of a Claude Code plugin's `.mcp.json`: server names at the top level.
+fn is_flat(top: &Map<String, Value>) -> bool {
+    !top.is_empty()
+        && top.values().all(|v| {
+            v.as_object()
+                .is_some_and(|o| o.contains_key("command") || o.contains_key("url"))
+        })
+}
+
+/// A servers config file as a package of child servers: its id is `<folder>/<file>`, each
+/// server is served under its own name as namespace, and it holds `mcp:server` (the file is
+/// the user's own configuration).
+pub fn load_servers(file: &Path, source: Source) -> Loaded {
+    let root = file.parent().unwrap_or(Path::new("."));
+    // Named after its folder and file (`.vscode/mcp.json`): files of the same name in
+    // different folders are different packages.
+    let name = |p: &Path| p.file_name().map(|n| n.to_string_lossy().into_owned());
+    let id = match (root.file_name().and(name(root)), name(file)) {
+        (Some(folder), Some(file)) => format!("{folder}/{file}"),
+        (None, Some(file)) => file,
+        _ => "servers".into(),
+    };
+    let mut r = Reader {
+        root,
+        manifest: file,
+        package: id.clone(),
+        key: "mcpServers",
+        on_path: HashMap::new(),
+        diagnostics: Vec::new(),
+    };
+    let package = read_servers(&mut r, id, source).ok();
+    Loaded {
+        package,
+        diagnostics: r.diagnostics,
+    }
+}
+
+fn read_servers(r: &mut Reader<'_>, id: String, source: Source) -> Parsed<Package> {
+    let text = read_text(r.manifest).map_err(|err| r.error(err))?;
+    let top: Map<String, Value> = match serde_json::from_str(&text) {
+        Ok(Value::Object(top)) => top,
+        Ok(other) => return Err(r.error(format!("expected a JSON object, found {}", kind(&other)))),
+        Err(err) => {
+            let line = err.line();
+            r.diagnostics.push(
+                Diagnostic::error(r.manifest, format!("invalid JSON: {err}"))
+                    .at_line(line)
+                    .in_package(r.package.clone()),
+            );
+            return Err(Bad);
+        }
+    };
+    let servers = match (top.get("mcpServers"), top.get("servers")) {
+        (Some(servers), _) => servers,
+        (None, Some(servers)) => {
+            r.key = "servers";
+            servers
+        }
+        (None, None) => {
+            r.key = "";
+            &Value::Object(top.clone())
+        }
+    };
+    let Value::Object(servers) = servers else {
+        return Err(r.error(format!(
+            "{}: expected an object of servers, found {}",
+            r.key,
+            kind(servers)
+        )));
+    };
+    let mut out: Vec<McpServer> = Vec::new();
+    for (raw_name, entry) in servers.iter().take(MAX_ITEMS) {
+        let at = if r.key.is_empty() {
+            raw_name.clone()
+        } else {
+            format!("{}.{raw_name}", r.key)
+        };
+        let Value::Object(obj) = entry else {
+            r.error(format!("{at}: expected an object, found {}", kind(entry)));
+            continue;
+        };
+        if r.opt_bool(obj, "disabled", &at).ok().flatten() == Some(true) {
+            r.info(format!("{at}: disabled; not started"));
+            continue;
+        }
+        let mut known = vec![
+            "type",
+            "command",
+            "args",
+            "env",
+            "cwd",
+            "url",
+            "headers",
+            "timeout",
+            "lazy",
+            "disabled",
+            "description",
+        ];
+        known.extend_from_slice(FOREIGN_SERVER_KEYS);
+        r.unknown_keys(obj, &known, &at);
+        for key in FOREIGN_SERVER_KEYS.iter().filter(|k| obj.contains_key(**k)) {
+            r.info(format!(
+                "{at}.{key}: a setting of another client; capmux ignores it"
+            ));
+        }
+        let Ok(name) = r.item_name(raw_name, "server", &at) else {
+            continue;
+        };
+        let Ok(transport) = read_transport(r, obj, &at) else {
+            continue;
+        };
+        let (Ok(description), Ok(lazy), Ok(timeout_ms)) = (
+            r.opt_str(obj, "description", &at),
+            r.opt_bool(obj, "lazy", &at),
+            read_server_timeout(r, obj, &at),
+        ) else {
+            continue;
+        };
+        if out.iter().any(|s| s.name == name) {
+            r.error(format!(
+                "{at}: server name `{name}` is taken by another entry once made a valid name; this one is not loaded"
+            ));
+            continue;
+        }
+        out.push(McpServer {
+            name,
+            description,
+            transport,
+            lazy: lazy.unwrap_or(false),
+            timeout_ms,
+        });
+    }
+    if servers.len() > MAX_ITEMS {
+        r.error(format!(
+            "{}: more than {MAX_ITEMS} servers; the rest are not loaded",
+            r.key
+        ));
+    }
+    Ok(Package {
+        permissions: BTreeSet::from([Permission::McpServer]),
+        mcp_servers: out,
+        ..Package::empty(id, source, r.root, Format::Servers)
     })
 }
 

@@ -174,6 +174,9 @@ pub struct McpServer {
     pub transport: Transport,
     /// Start the server on first use instead of at start-up.
     pub lazy: Option<bool>,
+    /// The idle timeout of its requests in milliseconds (reset by progress).
+    #[schemars(range(min = 1))]
+    pub timeout: Option<u64>,
     pub tools: Option<Value>,
     pub env: Option<BTreeMap<String, String>>,
     pub bundled: Option<bool>,

@@ -55,7 +55,7 @@ const FIXED_TOOLS: [&str; 11] = [
 /// The built example, (re)built once per test run: `cargo test --test it` alone does not
 /// build examples, and a stale binary would test old code. Cargo reports the path, so a
 /// custom target dir works too.
-fn binary() -> &'static PathBuf {
+pub(crate) fn binary() -> &'static PathBuf {
     static BINARY: OnceLock<PathBuf> = OnceLock::new();
     BINARY.get_or_init(|| {
         let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml");
@@ -122,14 +122,14 @@ fn binary() -> &'static PathBuf {
 }
 
 /// Awaits `future` for at most [`LIMIT`].
-async fn within<F: Future>(what: &str, future: F) -> F::Output {
+pub(crate) async fn within<F: Future>(what: &str, future: F) -> F::Output {
     tokio::time::timeout(LIMIT, future)
         .await
         .unwrap_or_else(|_| panic!("{what}: no answer within {LIMIT:?}"))
 }
 
 /// Polls `done` until it holds, for at most [`LIMIT`].
-async fn wait_for(what: &str, done: impl Fn() -> bool) {
+pub(crate) async fn wait_for(what: &str, done: impl Fn() -> bool) {
     within(what, async {
         while !done() {
             tokio::time::sleep(Duration::from_millis(10)).await;
@@ -140,19 +140,19 @@ async fn wait_for(what: &str, done: impl Fn() -> bool) {
 
 /// What the client saw: notifications and the server-to-client requests it answered.
 #[derive(Default)]
-struct Seen {
-    progress: Mutex<Vec<ProgressNotificationParam>>,
-    logs: Mutex<Vec<LoggingMessageNotificationParam>>,
-    tool_list_changed: AtomicUsize,
-    sampled: Mutex<Vec<CreateMessageRequestParams>>,
-    elicited: Mutex<Vec<(String, Value)>>,
+pub(crate) struct Seen {
+    pub(crate) progress: Mutex<Vec<ProgressNotificationParam>>,
+    pub(crate) logs: Mutex<Vec<LoggingMessageNotificationParam>>,
+    pub(crate) tool_list_changed: AtomicUsize,
+    pub(crate) sampled: Mutex<Vec<CreateMessageRequestParams>>,
+    pub(crate) elicited: Mutex<Vec<(String, Value)>>,
 }
 
 impl Seen {
-    fn progress(&self) -> Vec<ProgressNotificationParam> {
+    pub(crate) fn progress(&self) -> Vec<ProgressNotificationParam> {
         self.progress.lock().expect("lock").clone()
     }
-    fn logs(&self) -> Vec<LoggingMessageNotificationParam> {
+    pub(crate) fn logs(&self) -> Vec<LoggingMessageNotificationParam> {
         self.logs.lock().expect("lock").clone()
     }
 }
@@ -160,9 +160,9 @@ impl Seen {
 /// The test's client: with `capable`, it declares sampling, elicitation and roots and
 /// answers them with canned values; without, it declares nothing.
 #[derive(Clone)]
-struct TestClient {
-    capable: bool,
-    seen: Arc<Seen>,
+pub(crate) struct TestClient {
+    pub(crate) capable: bool,
+    pub(crate) seen: Arc<Seen>,
 }
 
 impl ClientHandler for TestClient {

@@ -6,31 +6,150 @@
 //! The SDK is installed into `target/interop/venv` on first use; a machine that cannot
 //! install it fails this test rather than skipping it, so CI never passes without it.
 
+use std::path::PathBuf;
 use std::process::Command;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use serde_json::json;
 
 use crate::support::{self, capmux};
 
-#[test]
-fn the_python_sdk_client_lists_calls_and_reads_everything() {
-    let repo = support::repo();
+/// Runs tests/interop/setup.sh (the pinned SDK and reference servers; fast once installed)
+/// and returns the venv's python.
+fn interop_python() -> PathBuf {
     let setup = Command::new("bash")
-        .arg(repo.join("tests/interop/setup.sh"))
+        .arg(support::repo().join("tests/interop/setup.sh"))
         .output()
         .expect("bash runs");
     assert!(
         setup.status.success(),
-        "installing the Python mcp SDK failed:\n{}",
+        "installing the interop dependencies failed:\n{}",
         String::from_utf8_lossy(&setup.stderr)
     );
     let stdout = String::from_utf8_lossy(&setup.stdout);
-    let python = stdout
-        .lines()
-        .last()
-        .expect("setup.sh prints the venv python")
-        .trim()
-        .to_owned();
+    PathBuf::from(
+        stdout
+            .lines()
+            .last()
+            .expect("setup.sh prints the venv python")
+            .trim(),
+    )
+}
 
+/// The interop folder (`<I>/venv/bin/python` → `<I>`) and server-everything's entry point.
+fn interop_dir(python: &std::path::Path) -> (PathBuf, PathBuf) {
+    let dir = python
+        .ancestors()
+        .nth(3)
+        .expect("the venv is inside the interop folder")
+        .to_path_buf();
+    let everything =
+        dir.join("node/node_modules/@modelcontextprotocol/server-everything/dist/index.js");
+    assert!(everything.is_file(), "{} is missing", everything.display());
+    (dir, everything)
+}
+
+/// The environment `capmux(..)` sets, on another command.
+fn with_capmux_env(command: &mut Command, home: &std::path::Path) {
+    for (key, value) in capmux(home).get_envs() {
+        match value {
+            Some(value) => command.env(key, value),
+            None => command.env_remove(key),
+        };
+    }
+}
+
+#[test]
+fn real_servers_from_npm_and_pypi_work_as_children_for_the_python_sdk() {
+    let python = interop_python();
+    let (dir, everything) = interop_dir(&python);
+    let home = tempfile::tempdir().expect("tempdir");
+    let servers = home.path().join("servers.json");
+    std::fs::write(
+        &servers,
+        json!({ "mcpServers": {
+            "everything": { "command": "node", "args": [everything, "stdio"] },
+            "time": { "command": dir.join("venv/bin/mcp-server-time"), "args": ["--local-timezone", "UTC"] },
+        }})
+        .to_string(),
+    )
+    .expect("write servers.json");
+    let mut client = Command::new(&python);
+    client
+        .arg(support::repo().join("tests/interop/children_client.py"))
+        .arg("--")
+        .arg(env!("CARGO_BIN_EXE_capmux"))
+        .args(["--no-bundled", "--package"])
+        .arg(&servers)
+        .arg("serve");
+    with_capmux_env(&mut client, home.path());
+    let output = client.output().expect("the SDK client runs");
+    let report = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{report}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(report.contains(" 0 failed"), "{report}");
+    assert!(!report.contains("FAIL"), "{report}");
+}
+
+#[test]
+fn http_and_sse_children_are_reached_over_the_network() {
+    let python = interop_python();
+    let (_, everything) = interop_dir(&python);
+    for (mode, path, kind) in [("streamableHttp", "/mcp", "http"), ("sse", "/sse", "sse")] {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let mut server = Command::new("node")
+            .arg(&everything)
+            .arg(mode)
+            .env("PORT", port.to_string())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start server-everything");
+        let started = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "{mode}: no listener"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let home = tempfile::tempdir().expect("tempdir");
+        let servers = home.path().join("servers.json");
+        std::fs::write(
+            &servers,
+            json!({ "mcpServers": { "remote": {
+                "type": kind, "url": format!("http://127.0.0.1:{port}{path}")
+            }}})
+            .to_string(),
+        )
+        .expect("write servers.json");
+        let output = capmux(home.path())
+            .args(["--no-bundled", "--package"])
+            .arg(&servers)
+            .args(["call", "remote__get-sum", r#"{"a": 40, "b": 2}"#])
+            .output()
+            .expect("run capmux call");
+        let _ = server.kill();
+        let _ = server.wait();
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            output.status.success() && stdout.contains("42"),
+            "{mode}: {stdout}\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+}
+
+#[test]
+fn the_python_sdk_client_lists_calls_and_reads_everything() {
+    let repo = support::repo();
+    let python = interop_python();
     let home = tempfile::tempdir().expect("tempdir");
     // A skill collection with one skill, `linky`, whose outside.md links to a file
     // outside the skill; the marker in that file must appear in no answer.
@@ -53,7 +172,6 @@ fn the_python_sdk_client_lists_calls_and_reads_everything() {
 
     // The client passes its environment on to the server it spawns; `capmux(..)` only
     // provides that environment (a home without the developer's config or packages).
-    let reference = capmux(home.path());
     let mut client = Command::new(&python);
     client
         .current_dir(&repo)
@@ -71,12 +189,7 @@ fn the_python_sdk_client_lists_calls_and_reads_everything() {
         .arg("--package")
         .arg(&extra)
         .arg("serve");
-    for (key, value) in reference.get_envs() {
-        match value {
-            Some(value) => client.env(key, value),
-            None => client.env_remove(key),
-        };
-    }
+    with_capmux_env(&mut client, home.path());
     let output = client.output().expect("the SDK client runs");
     let report = String::from_utf8_lossy(&output.stdout);
     assert!(

@@ -1377,7 +1377,7 @@ fn the_bundled_plugins_load_without_errors_or_warnings() {
             ("capmux-skills", Source::Bundled),
         ]
     );
-    for active in &loaded.pool.packages {
+    for active in loaded.pool.packages.iter() {
         assert!(active.enabled);
         // Bundled packages hold what they declare.
         assert_eq!(active.grants, active.package.permissions);

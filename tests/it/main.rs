@@ -2,6 +2,7 @@
 //! family of tests of one part, driven as a user would drive it.
 
 mod child_example;
+mod children;
 mod cli;
 mod hooks;
 mod interop;

@@ -97,6 +97,7 @@ pub fn capmux(home: &Path) -> Command {
         .env("HOME", home)
         .env("XDG_CONFIG_HOME", home.join("config"))
         .env("XDG_DATA_HOME", home.join("data"))
+        .env("XDG_RUNTIME_DIR", home.join("run"))
         .env_remove("CAPMUX_CONFIG")
         .env_remove("CAPMUX_LOG");
     command
@@ -168,7 +169,7 @@ pub fn read_pid(path: PathBuf) -> u32 {
 
 /// Calls the tool `name` with `arguments` (a JSON object) and returns its result.
 pub async fn call(
-    client: &Client,
+    client: &rmcp::Peer<rmcp::RoleClient>,
     name: &str,
     arguments: serde_json::Value,
 ) -> rmcp::model::CallToolResult {
