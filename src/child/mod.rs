@@ -279,6 +279,8 @@ struct Conn {
     peer: Peer<RoleClient>,
     routes: Arc<Routes>,
     queue: mpsc::Sender<Event>,
+    /// Cancelled when the connection has ended: its forwarding tasks stop.
+    closed: CancellationToken,
 }
 
 /// What a forwarded request brings from the client's request.
@@ -668,7 +670,9 @@ impl Child {
                     let reason = session.ended(&self.label, &shutdown).await;
                     {
                         let mut slot = self.slot();
-                        slot.conn = None;
+                        if let Some(conn) = slot.conn.take() {
+                            conn.closed.cancel();
+                        }
                         slot.catalog = None;
                         slot.pid = None;
                         slot.last_error = Some(reason.clone());
@@ -802,6 +806,7 @@ impl Child {
             peer: running.peer().clone(),
             routes,
             queue,
+            closed: CancellationToken::new(),
         });
         {
             let mut slot = self.slot();
@@ -815,6 +820,7 @@ impl Child {
             self.shared.clone(),
             self.label.clone(),
             refresh.clone(),
+            conn.closed.clone(),
         ));
         tokio::spawn(refresher(Arc::downgrade(self), conn, refresh));
         Ok(Session {
@@ -1299,8 +1305,18 @@ async fn forward_events(
     shared: Arc<Shared>,
     label: Arc<str>,
     refresh: Arc<Notify>,
+    closed: CancellationToken,
 ) {
-    while let Some(event) = events.recv().await {
+    loop {
+        let event = tokio::select! {
+            // What was queued before the end still goes out.
+            biased;
+            event = events.recv() => match event {
+                Some(event) => event,
+                None => return,
+            },
+            () = closed.cancelled() => return,
+        };
         match event {
             Event::Progress(peer, params) => {
                 let _ = peer.notify_progress(params).await;
@@ -1333,7 +1349,10 @@ async fn forward_events(
 /// Re-lists a child after each `list_changed` (several in a row make one listing).
 async fn refresher(child: std::sync::Weak<Child>, conn: Arc<Conn>, refresh: Arc<Notify>) {
     loop {
-        refresh.notified().await;
+        tokio::select! {
+            () = refresh.notified() => {}
+            () = conn.closed.cancelled() => return,
+        }
         if conn.peer.is_transport_closed() {
             return;
         }
