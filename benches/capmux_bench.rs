@@ -43,22 +43,23 @@
 //! a current-thread runtime with rmcp's response cache disabled, to keep the client's share
 //! of each round trip small.
 
+mod common;
+
 use std::ffi::OsString;
 use std::fmt::Write as _;
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{ExitCode, Stdio};
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context, Result, bail, ensure};
 use capmux::{Config, Options, Pool};
+use common::{Flags, Header, Row, Stats, TEXT, progress, show, show_signed, text_arguments, timed};
+use rmcp::RoleClient;
 use rmcp::model::{
-    CallToolRequestParams, CallToolResult, ClientCapabilities, ClientConfig, ClientRequest,
-    GetPromptRequestParams, Implementation, ListToolsResult, PaginatedRequestParams, PingRequest,
-    ProtocolVersion, RequestId, ServerJsonRpcMessage, ServerResult, Tool,
+    CallToolRequestParams, ClientConfig, ClientRequest, GetPromptRequestParams, ListToolsResult,
+    PaginatedRequestParams, PingRequest, RequestId, ServerJsonRpcMessage, ServerResult, Tool,
 };
 use rmcp::service::RunningService;
-use rmcp::{ClientCacheConfig, RoleClient, ServiceExt};
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 use tempfile::TempDir;
@@ -71,8 +72,7 @@ const PACKAGES: usize = 4;
 const TOOLS_PER_PACKAGE: usize = 500;
 const TOTAL_TOOLS: usize = PACKAGES * TOOLS_PER_PACKAGE;
 
-/// The argument text of every call, and what `word_count` must answer for it.
-const TEXT: &str = "hello brave new world";
+/// What `word_count` must answer for [`TEXT`].
 const WORD_COUNT_EXPECT: &str = "4 words";
 
 /// The one tool of the generated `cat` package.
@@ -95,14 +95,7 @@ print(json.dumps({"success": True, "data": args}))
 "#;
 
 fn main() -> ExitCode {
-    match run() {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(err) => {
-            // `{:#}` prints the chain without anyhow's backtrace (RUST_BACKTRACE may be set).
-            eprintln!("capmux_bench: error: {err:#}");
-            ExitCode::FAILURE
-        }
-    }
+    common::exit_code(run())
 }
 
 fn run() -> Result<()> {
@@ -120,20 +113,13 @@ fn run() -> Result<()> {
     measure_codec(&plan, &pool, &mut report)?;
     drop(pool);
 
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the tokio runtime")?;
-    runtime.block_on(async {
+    common::runtime()?.block_on(async {
         measure_listing(&plan, &env, &packages, &mut report).await?;
         measure_calls_and_hops(&plan, &env, &args, &mut report).await
     })?;
 
-    report.finish(started.elapsed());
-    let mut stdout = std::io::stdout().lock();
-    stdout.write_all(report.render()?.as_bytes())?;
-    stdout.flush()?;
-    Ok(())
+    report.header.finish(started.elapsed());
+    common::print(&report.render()?)
 }
 
 /// The command line after `--` (cargo adds `--bench` itself).
@@ -145,27 +131,16 @@ struct Args {
 impl Args {
     /// `None` when only `--help` was asked for.
     fn parse() -> Result<Option<Args>> {
-        let mut args = Args {
-            quick: false,
-            node: true,
+        let usage = "usage: cargo bench --bench capmux_bench [-- --quick] [-- --no-node]\n  \
+                     --quick    about a tenth of the samples (a smoke run)\n  \
+                     --no-node  skip the sha256.js comparison";
+        let Some(flags) = Flags::parse(&["--quick", "--no-node"], usage)? else {
+            return Ok(None);
         };
-        for arg in std::env::args().skip(1) {
-            match arg.as_str() {
-                "--quick" => args.quick = true,
-                "--no-node" => args.node = false,
-                "--bench" => {}
-                "-h" | "--help" => {
-                    eprintln!(
-                        "usage: cargo bench --bench capmux_bench [-- --quick] [-- --no-node]\n  \
-                         --quick    about a tenth of the samples (a smoke run)\n  \
-                         --no-node  skip the sha256.js comparison"
-                    );
-                    return Ok(None);
-                }
-                other => bail!("unknown argument `{other}`; try --help"),
-            }
-        }
-        Ok(Some(args))
+        Ok(Some(Args {
+            quick: flags.has("--quick"),
+            node: !flags.has("--no-node"),
+        }))
     }
 }
 
@@ -211,22 +186,9 @@ impl Plan {
     };
 }
 
-fn progress(what: &str) {
-    eprintln!("capmux_bench: {what} ...");
-}
-
 /// Awaits `future` for at most [`STEP_TIMEOUT`].
 async fn bounded<T>(what: &str, future: impl Future<Output = Result<T>>) -> Result<T> {
-    tokio::time::timeout(STEP_TIMEOUT, future)
-        .await
-        .with_context(|| format!("{what}: no answer within {STEP_TIMEOUT:?}"))?
-}
-
-/// Runs `future` and returns how long it took with its output.
-async fn timed<T>(future: impl Future<Output = Result<T>>) -> Result<(Duration, T)> {
-    let start = Instant::now();
-    let value = future.await?;
-    Ok((start.elapsed(), value))
+    common::bounded(STEP_TIMEOUT, what, future).await
 }
 
 // ---------------------------------------------------------------------------------------
@@ -278,23 +240,6 @@ impl BenchEnv {
         })
     }
 
-    /// A command that runs with `HOME`/`XDG_*` in the temp home and no capmux settings.
-    fn isolated(&self, program: impl AsRef<std::ffi::OsStr>, cwd: &Path) -> Command {
-        let home = self.home.path();
-        let mut command = Command::new(program);
-        command
-            .current_dir(cwd)
-            .env("HOME", home)
-            .env("XDG_CONFIG_HOME", home.join("config"))
-            .env("XDG_DATA_HOME", home.join("data"))
-            .env("XDG_CACHE_HOME", home.join("cache"))
-            .env("XDG_STATE_HOME", home.join("state"))
-            .env_remove("CAPMUX_CONFIG")
-            .env("CAPMUX_LOG", "warn")
-            .kill_on_drop(true);
-        command
-    }
-
     /// `program` started the way capmux starts a command tool (see `src/runner.rs`):
     ///
     /// - only the allow-listed environment, `HOME` being the isolated one. The host's whole
@@ -323,7 +268,7 @@ impl BenchEnv {
 
     /// The capmux binary with `args`, isolated.
     fn capmux(&self, args: &[OsString], cwd: &Path) -> Command {
-        let mut command = self.isolated(&self.bin, cwd);
+        let mut command = common::isolated(self.home.path(), &self.bin, cwd);
         command.args(args);
         command
     }
@@ -476,23 +421,7 @@ impl Capmux {
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
         let mut child = command.spawn().context("cannot spawn capmux serve")?;
-        let stdout = child.stdout.take().context("no stdout pipe")?;
-        let stdin = child.stdin.take().context("no stdin pipe")?;
-        let info = ClientConfig::new(
-            ClientCapabilities::default(),
-            Implementation::new("capmux-bench", env!("CARGO_PKG_VERSION")),
-        )
-        .with_protocol_version(ProtocolVersion::LATEST_WITH_INITIALIZE);
-        let client = bounded("initialize", async {
-            info.serve((stdout, stdin))
-                .await
-                .context("MCP initialize failed")
-        })
-        .await?;
-        client
-            .peer()
-            .set_response_cache_config(ClientCacheConfig::disabled())
-            .await;
+        let (client, _) = common::connect(&mut child, "capmux-bench", STEP_TIMEOUT).await?;
         Ok(Capmux { client, child })
     }
 
@@ -517,7 +446,7 @@ impl Capmux {
     /// Calls tool `name`; returns its text, or fails if it is a tool error.
     async fn call_tool(&self, name: &'static str, arguments: Map<String, Value>) -> Result<String> {
         let params = CallToolRequestParams::new(name).with_arguments(arguments);
-        result_text(name, &self.client.call_tool(params).await?)
+        common::result_text(name, &self.client.call_tool(params).await?)
     }
 
     async fn ping(&self) -> Result<()> {
@@ -546,38 +475,9 @@ impl Capmux {
     }
 
     /// Closes the client's end; capmux must exit cleanly on that EOF.
-    async fn stop(mut self) -> Result<()> {
-        let _ = self.client.cancel().await;
-        match tokio::time::timeout(Duration::from_secs(10), self.child.wait()).await {
-            Ok(status) => {
-                let status = status?;
-                ensure!(status.success(), "capmux serve exited with {status}");
-                Ok(())
-            }
-            Err(_) => {
-                self.child.kill().await?;
-                bail!("capmux serve did not exit within 10 s of stdin EOF")
-            }
-        }
+    async fn stop(self) -> Result<()> {
+        common::stop(self.client, self.child, "capmux serve").await
     }
-}
-
-/// The text of a tool result, or an error if it is a tool error.
-fn result_text(tool: &str, result: &CallToolResult) -> Result<String> {
-    let text: Vec<&str> = result
-        .content
-        .iter()
-        .filter_map(|c| c.as_text().map(|t| t.text.as_str()))
-        .collect();
-    let text = text.join("\n");
-    ensure!(result.is_error != Some(true), "{tool} failed: {text}");
-    Ok(text)
-}
-
-fn text_arguments(text: &str) -> Map<String, Value> {
-    let mut map = Map::new();
-    map.insert("text".into(), Value::String(text.into()));
-    map
 }
 
 // ---------------------------------------------------------------------------------------
@@ -841,7 +741,7 @@ impl ToolCase {
     }
 
     fn input(&self) -> Result<Vec<u8>> {
-        Ok(serde_json::to_vec(&Value::Object(text_arguments(TEXT)))?)
+        Ok(serde_json::to_vec(&Value::Object(text_arguments()))?)
     }
 
     /// Runs the command itself, in the environment capmux would give it: arguments on
@@ -963,13 +863,13 @@ impl InProcess {
         let (active, tool) = pool
             .tool(public)
             .with_context(|| format!("no tool {public}"))?;
-        let arguments = Some(text_arguments(TEXT));
+        let arguments = Some(text_arguments());
         let result = self
             .server
             .runner()
             .call(active, tool, public, arguments, CancellationToken::new())
             .await;
-        result_text(public, &result)
+        common::result_text(public, &result)
     }
 }
 
@@ -982,7 +882,7 @@ async fn run_direct(env: &BenchEnv, case: &ToolCase, input: &[u8]) -> Result<Dur
 
 /// One checked `tools/call` through capmux.
 async fn call_mcp(server: &Capmux, case: &ToolCase) -> Result<Duration> {
-    let call = server.call_tool(case.public, text_arguments(TEXT));
+    let call = server.call_tool(case.public, text_arguments());
     let (elapsed, text) = timed(bounded("tools/call", call)).await?;
     case.check_text("MCP", &text)?;
     Ok(elapsed)
@@ -1120,69 +1020,6 @@ where
 // Statistics and the report.
 // ---------------------------------------------------------------------------------------
 
-#[derive(Clone, Copy)]
-struct Stats {
-    n: usize,
-    p50: Duration,
-    p99: Duration,
-    mean: Duration,
-    min: Duration,
-    max: Duration,
-}
-
-impl Stats {
-    fn of(samples: &[Duration]) -> Result<Stats> {
-        ensure!(!samples.is_empty(), "no samples");
-        let mut sorted = samples.to_vec();
-        sorted.sort();
-        let n = sorted.len();
-        let total: Duration = sorted.iter().sum();
-        Ok(Stats {
-            n,
-            p50: percentile(&sorted, 50.0),
-            p99: percentile(&sorted, 99.0),
-            mean: total / u32::try_from(n)?,
-            min: sorted[0],
-            max: sorted[n - 1],
-        })
-    }
-}
-
-/// The median of `a[i] − b[i]` over paired samples, in seconds.
-fn paired_median(a: &[Duration], b: &[Duration]) -> Result<f64> {
-    ensure!(a.len() == b.len() && !a.is_empty(), "unpaired samples");
-    let mut diffs: Vec<f64> = a
-        .iter()
-        .zip(b)
-        .map(|(x, y)| x.as_secs_f64() - y.as_secs_f64())
-        .collect();
-    diffs.sort_by(f64::total_cmp);
-    Ok(diffs[diffs.len() / 2])
-}
-
-/// Nearest-rank percentile of sorted, non-empty samples.
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    let rank = (p / 100.0 * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
-}
-
-/// A duration in the unit that suits it.
-fn show(d: Duration) -> String {
-    show_signed(d.as_secs_f64())
-}
-
-/// Seconds (possibly negative) in the unit that suits them.
-fn show_signed(seconds: f64) -> String {
-    let magnitude = seconds.abs();
-    if magnitude < 1e-3 {
-        format!("{:.1} µs", seconds * 1e6)
-    } else if magnitude < 1.0 {
-        format!("{:.2} ms", seconds * 1e3)
-    } else {
-        format!("{seconds:.2} s")
-    }
-}
-
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Section {
     Listing,
@@ -1197,18 +1034,12 @@ impl Section {
         match self {
             Section::Listing => format!(
                 "1. `tools/list` with {} tools ({PACKAGES} packages × {TOOLS_PER_PACKAGE})",
-                grouped(TOTAL_TOOLS)
+                common::grouped(TOTAL_TOOLS)
             ),
             Section::Call => "2. Command-tool call: capmux vs the script run directly".into(),
             Section::Hop => "3. The MCP hop alone (no process spawn), sequential".into(),
         }
     }
-}
-
-struct Row {
-    section: Section,
-    what: String,
-    stats: Stats,
 }
 
 /// One tool's comparison: direct vs MCP vs CLI.
@@ -1223,22 +1054,15 @@ struct Comparison {
 }
 
 struct Report {
-    header: Vec<String>,
-    rows: Vec<Row>,
+    header: Header,
+    rows: Vec<(Section, Row)>,
     comparisons: Vec<Comparison>,
 }
 
 impl Report {
     fn new(env: &BenchEnv, args: &Args) -> Result<Report> {
-        let cpus = std::thread::available_parallelism().map_or(0, usize::from);
-        let mut header = vec![
-            format!(
-                "mode: {}; {cpus} CPUs; load average at start: {}",
-                if args.quick { "--quick" } else { "full" },
-                load_average()
-            ),
-            format!("capmux binary: `{}`", env.bin.display()),
-        ];
+        let mut header = Header::new("capmux benchmark", args.quick);
+        header.push(format!("capmux binary: `{}`", env.bin.display()));
         if let Some(newer) = &env.stale {
             header.push(format!(
                 "**warning: the binary is older than `{}`: it may not be the current code**",
@@ -1260,11 +1084,7 @@ impl Report {
     }
 
     fn row(&mut self, section: Section, what: &str, samples: &[Duration]) -> Result<()> {
-        self.rows.push(Row {
-            section,
-            what: what.to_owned(),
-            stats: Stats::of(samples)?,
-        });
+        self.rows.push((section, Row::new(what, samples)?));
         Ok(())
     }
 
@@ -1292,49 +1112,31 @@ impl Report {
             label,
             direct: Stats::of(&samples.direct)?,
             mcp: Stats::of(&samples.mcp)?,
-            paired_added: paired_median(&samples.mcp, &samples.direct)?,
+            paired_added: common::paired_median(&samples.mcp, &samples.direct)?,
             cli,
         });
         Ok(())
     }
 
-    fn finish(&mut self, elapsed: Duration) {
-        self.header.push(format!(
-            "load average at end: {}; bench took {}",
-            load_average(),
-            show(elapsed)
-        ));
+    /// The rows of `section`, in the order they were measured.
+    fn rows_of(&self, section: Section) -> impl Iterator<Item = &Row> {
+        self.rows
+            .iter()
+            .filter(move |(s, _)| *s == section)
+            .map(|(_, row)| row)
     }
 
     fn render(&self) -> Result<String> {
         let mut out = String::new();
-        writeln!(out, "\n## capmux benchmark\n")?;
-        for line in &self.header {
-            writeln!(out, "- {line}")?;
-        }
+        self.header.render(&mut out)?;
         for section in Section::ALL {
             writeln!(out, "\n### {}\n", section.title())?;
-            writeln!(out, "| measurement | n | p50 | p99 | mean | min | max |")?;
-            writeln!(out, "|---|---:|---:|---:|---:|---:|---:|")?;
-            for row in self.rows.iter().filter(|r| r.section == section) {
-                let s = row.stats;
-                writeln!(
-                    out,
-                    "| {} | {} | {} | {} | {} | {} | {} |",
-                    row.what,
-                    s.n,
-                    show(s.p50),
-                    show(s.p99),
-                    show(s.mean),
-                    show(s.min),
-                    show(s.max)
-                )?;
-            }
+            common::render_rows(&mut out, self.rows_of(section))?;
             if section == Section::Call {
                 self.render_comparisons(&mut out)?;
             }
             if section == Section::Hop {
-                for row in self.rows.iter().filter(|r| r.section == section) {
+                for row in self.rows_of(section) {
                     let per_second = 1.0 / row.stats.mean.as_secs_f64();
                     writeln!(
                         out,
@@ -1375,27 +1177,6 @@ impl Report {
         }
         Ok(())
     }
-}
-
-/// `n` with thousands separated by commas.
-fn grouped(n: usize) -> String {
-    let digits = n.to_string();
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
-
-/// `/proc/loadavg`'s first three fields, or `?`.
-fn load_average() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .ok()
-        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_else(|| "?".into())
 }
 
 /// Where `program` resolves on `PATH`, and whether it is a script (e.g. a pyenv shim).

@@ -22,8 +22,9 @@
 //! cargo bench --bench hooks_bench -- --quick     # a tenth of the samples, a smoke run
 //! ```
 
+mod common;
+
 use std::fmt::Write as _;
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -33,6 +34,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail, ensure};
 use capmux::hooks::{BoxFuture, Decision, Hook, HookError, HookEvent, HookHandler, Matcher};
 use capmux::{Config, Options, Server, Severity};
+use common::{Flags, percentile, show, show_signed};
 use serde_json::{Map, Value, json};
 use tempfile::TempDir;
 use tokio_util::sync::CancellationToken;
@@ -44,13 +46,7 @@ const ALLOW_PY: &str = "import json, sys\njson.load(sys.stdin)\n";
 const CALL_TIMEOUT: Duration = Duration::from_secs(30);
 
 fn main() -> ExitCode {
-    match run() {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(err) => {
-            eprintln!("hooks_bench: error: {err:#}");
-            ExitCode::FAILURE
-        }
-    }
+    common::exit_code(run())
 }
 
 /// How many samples: `fast` rounds, the Python cases in every `python_every`-th one.
@@ -71,26 +67,6 @@ impl Plan {
         rounds: 100,
         python_every: 5,
     };
-}
-
-/// `None` when only `--help` was asked for; else whether `--quick` was.
-fn parse_args() -> Result<Option<bool>> {
-    let mut quick = false;
-    for arg in std::env::args().skip(1) {
-        match arg.as_str() {
-            "--quick" => quick = true,
-            "--bench" => {}
-            "-h" | "--help" => {
-                eprintln!(
-                    "usage: cargo bench --bench hooks_bench [-- --quick]\n  \
-                     --quick    a tenth of the samples (a smoke run)"
-                );
-                return Ok(None);
-            }
-            other => bail!("unknown argument `{other}`; try --help"),
-        }
-    }
-    Ok(Some(quick))
 }
 
 /// The in-process hook: allows, and counts how often it was asked.
@@ -117,9 +93,12 @@ struct Case {
 }
 
 fn run() -> Result<()> {
-    let Some(quick) = parse_args()? else {
+    let usage = "usage: cargo bench --bench hooks_bench [-- --quick]\n  \
+                 --quick    a tenth of the samples (a smoke run)";
+    let Some(flags) = Flags::parse(&["--quick"], usage)? else {
         return Ok(());
     };
+    let quick = flags.has("--quick");
     let plan = if quick { Plan::QUICK } else { Plan::FULL };
     let started = Instant::now();
     let cat = which::which("cat").context("`cat` is not on PATH")?;
@@ -168,14 +147,9 @@ fn run() -> Result<()> {
         )?);
     }
 
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the tokio runtime")?;
-    let mut arguments = Map::new();
-    arguments.insert("text".into(), json!("hello brave new world"));
+    let arguments = common::text_arguments();
     let expected = Value::Object(arguments.clone()).to_string();
-    runtime.block_on(async {
+    common::runtime()?.block_on(async {
         eprintln!("hooks_bench: warm-up ({} rounds)", plan.warmup);
         for _ in 0..plan.warmup {
             for case in &cases {
@@ -207,11 +181,7 @@ fn run() -> Result<()> {
         plan.warmup + plan.rounds
     );
 
-    let report = render(&cases, &cat, quick, started.elapsed());
-    let mut stdout = std::io::stdout().lock();
-    stdout.write_all(report.as_bytes())?;
-    stdout.flush()?;
-    Ok(())
+    common::print(&render(&cases, &cat, quick, started.elapsed()))
 }
 
 /// The path of the Python interpreter `python3` runs (a pyenv shim hides it).
@@ -289,7 +259,7 @@ async fn call(case: &Case, arguments: &Map<String, Value>, expected: &str) -> Re
         case.server.call(
             &case.tool,
             Some(arguments.clone()),
-            CancellationToken::new(),
+            capmux::child::Forward::new(CancellationToken::new()),
         ),
     )
     .await
@@ -309,28 +279,12 @@ async fn call(case: &Case, arguments: &Map<String, Value>, expected: &str) -> Re
     Ok(elapsed)
 }
 
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    let rank = (p / 100.0 * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
-}
-
-/// Seconds (possibly negative) in the unit that suits them.
-fn show(seconds: f64) -> String {
-    let magnitude = seconds.abs();
-    if magnitude < 1e-3 {
-        format!("{:.1} µs", seconds * 1e6)
-    } else if magnitude < 1.0 {
-        format!("{:.2} ms", seconds * 1e3)
-    } else {
-        format!("{seconds:.2} s")
-    }
-}
-
+/// Seconds (possibly negative) with an explicit `+` when not negative.
 fn signed(seconds: f64) -> String {
     if seconds >= 0.0 {
-        format!("+{}", show(seconds))
+        format!("+{}", show_signed(seconds))
     } else {
-        show(seconds)
+        show_signed(seconds)
     }
 }
 
@@ -354,7 +308,7 @@ fn render(cases: &[Case], cat: &Path, quick: bool, elapsed: Duration) -> String 
         out,
         "Tool: `{}` (echoes the arguments), in process, no MCP transport; {} CPUs.\n",
         cat.display(),
-        std::thread::available_parallelism().map_or(0, |n| n.get())
+        common::cpus()
     );
     let _ = writeln!(
         out,
@@ -374,8 +328,8 @@ fn render(cases: &[Case], cat: &Path, quick: bool, elapsed: Duration) -> String 
             "| {} | {} | {} | {} | {added50} | {added99} |",
             case.label,
             case.samples.len(),
-            show(p50.as_secs_f64()),
-            show(p99.as_secs_f64()),
+            show(*p50),
+            show(*p99),
         );
     }
     let _ = writeln!(out, "\nTotal run: {:.1} s.", elapsed.as_secs_f64());
