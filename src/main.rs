@@ -36,7 +36,8 @@ struct Cli {
     /// The config file (TOML); default .capmux/config.toml, then ~/.config/capmux/config.toml.
     #[arg(long, global = true, env = "CAPMUX_CONFIG", value_name = "FILE")]
     config: Option<PathBuf>,
-    /// A package root, or a folder of package roots, to serve too (repeatable).
+    /// A package root, a folder of package roots, or a servers config file (`mcpServers`
+    /// JSON) to serve too (repeatable).
     #[arg(long = "package", short = 'p', global = true, value_name = "PATH")]
     packages: Vec<PathBuf>,
     /// Leave out the bundled plugins/ folder.
