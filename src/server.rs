@@ -171,6 +171,19 @@ impl Server {
         self.rebuild_quietly();
     }
 
+    /// Starts the children for a client that skipped `initialize` (a 2026-07-28 client
+    /// starts with `server/discover`); after the first request this is one atomic load.
+    async fn ensure_children(&self, cx: &RequestContext<RoleServer>) {
+        if self.inner.children.is_some()
+            && !self
+                .inner
+                .started
+                .load(std::sync::atomic::Ordering::Relaxed)
+        {
+            self.start_children(Some(cx.peer.clone())).await;
+        }
+    }
+
     /// Stops the child servers, within about 1.5 s.
     pub async fn shutdown(&self) {
         if let Some(children) = &self.inner.children {
@@ -907,8 +920,9 @@ impl ServerHandler for Server {
     async fn list_tools(
         &self,
         request: Option<PaginatedRequestParams>,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
+        self.ensure_children(&context).await;
         let pool = self.pool();
         let (items, next) = pool::page(
             &pool.tools,
@@ -925,6 +939,7 @@ impl ServerHandler for Server {
         request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
+        self.ensure_children(&context).await;
         match self
             .call(&request.name, request.arguments, forward_of(&context))
             .await
@@ -940,8 +955,9 @@ impl ServerHandler for Server {
     async fn list_prompts(
         &self,
         request: Option<PaginatedRequestParams>,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<ListPromptsResult, ErrorData> {
+        self.ensure_children(&context).await;
         let pool = self.pool();
         let (items, next) = pool::page(
             &pool.prompts,
@@ -958,6 +974,7 @@ impl ServerHandler for Server {
         request: GetPromptRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<GetPromptResponse, ErrorData> {
+        self.ensure_children(&context).await;
         let served = self.served();
         let mut request = request;
         let names = [
@@ -1020,8 +1037,9 @@ impl ServerHandler for Server {
     async fn list_resources(
         &self,
         request: Option<PaginatedRequestParams>,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<ListResourcesResult, ErrorData> {
+        self.ensure_children(&context).await;
         let pool = self.pool();
         let (items, next) = pool::page(
             &pool.resources,
@@ -1038,6 +1056,7 @@ impl ServerHandler for Server {
         request: ReadResourceRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, ErrorData> {
+        self.ensure_children(&context).await;
         let served = self.served();
         let hooks = &served.hooks;
         let mut uri = request.uri.clone();
@@ -1087,8 +1106,9 @@ impl ServerHandler for Server {
     async fn list_resource_templates(
         &self,
         _request: Option<PaginatedRequestParams>,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<rmcp::model::ListResourceTemplatesResult, ErrorData> {
+        self.ensure_children(&context).await;
         let pool = self.pool();
         Ok(rmcp::model::ListResourceTemplatesResult::with_all_items(
             pool.templates.iter().map(|(_, t)| t.clone()).collect(),

@@ -861,3 +861,32 @@ fn servers_files_in_every_shape_are_read_with_their_problems_reported() {
         .collect();
     assert!(labels.contains(&"time") && labels.contains(&"vs") && labels.contains(&"flat"));
 }
+
+#[test]
+fn a_client_that_skips_initialize_still_gets_the_children() {
+    // A 2026-07-28 client sends no `initialize`: every request carries its own _meta.
+    use std::io::{BufRead, Write};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = servers_file(dir.path(), json!({ "kid": {} }));
+    let mut capmux = support::capmux(dir.path())
+        .args(["--no-bundled", "--package"])
+        .arg(&file)
+        .arg("serve")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn capmux");
+    let list = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {"_meta": {
+        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+        "io.modelcontextprotocol/clientInfo": {"name": "t", "version": "1"},
+        "io.modelcontextprotocol/clientCapabilities": {}}}});
+    writeln!(capmux.stdin.as_mut().expect("stdin"), "{list}").expect("write");
+    let mut line = String::new();
+    std::io::BufReader::new(capmux.stdout.as_mut().expect("stdout"))
+        .read_line(&mut line)
+        .expect("read the answer");
+    assert!(line.contains("\"kid__echo\""), "{line}");
+    drop(capmux.stdin.take());
+    assert!(capmux.wait().expect("capmux exits").success());
+}
