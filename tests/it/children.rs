@@ -544,6 +544,18 @@ fn children_of(pid: u32) -> Vec<u32> {
 
 /// `capmux serve` over `servers`, as a process, with its children started.
 fn serve_process(dir: &Path, servers: Value) -> (std::process::Child, Vec<u32>) {
+    let init = json!({"jsonrpc":"2.0","id":1,"method":"initialize","params":{
+        "protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"1"}}});
+    let (capmux, line) = serve_and_send(dir, servers, &init);
+    assert!(line.contains("\"result\""), "{line}");
+    let kids = children_of(capmux.id());
+    (capmux, kids)
+}
+
+/// `capmux serve` over `servers`, as a process, sent `message`; returns it and the first line
+/// it answered.
+fn serve_and_send(dir: &Path, servers: Value, message: &Value) -> (std::process::Child, String) {
+    use std::io::{BufRead, Write};
     let file = servers_file(dir, servers);
     let mut capmux = support::capmux(dir)
         .args(["--no-bundled", "--package"])
@@ -554,18 +566,12 @@ fn serve_process(dir: &Path, servers: Value) -> (std::process::Child, Vec<u32>) 
         .stderr(std::process::Stdio::null())
         .spawn()
         .expect("spawn capmux");
-    let init = json!({"jsonrpc":"2.0","id":1,"method":"initialize","params":{
-        "protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"1"}}});
-    use std::io::{BufRead, Write};
-    let stdin = capmux.stdin.as_mut().expect("stdin");
-    writeln!(stdin, "{init}").expect("write");
+    writeln!(capmux.stdin.as_mut().expect("stdin"), "{message}").expect("write");
     let mut line = String::new();
     std::io::BufReader::new(capmux.stdout.as_mut().expect("stdout"))
         .read_line(&mut line)
-        .expect("read the initialize result");
-    assert!(line.contains("\"result\""), "{line}");
-    let kids = children_of(capmux.id());
-    (capmux, kids)
+        .expect("read the answer");
+    (capmux, line)
 }
 
 #[test]
@@ -865,27 +871,12 @@ fn servers_files_in_every_shape_are_read_with_their_problems_reported() {
 #[test]
 fn a_client_that_skips_initialize_still_gets_the_children() {
     // A 2026-07-28 client sends no `initialize`: every request carries its own _meta.
-    use std::io::{BufRead, Write};
     let dir = tempfile::tempdir().expect("tempdir");
-    let file = servers_file(dir.path(), json!({ "kid": {} }));
-    let mut capmux = support::capmux(dir.path())
-        .args(["--no-bundled", "--package"])
-        .arg(&file)
-        .arg("serve")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("spawn capmux");
     let list = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {"_meta": {
         "io.modelcontextprotocol/protocolVersion": "2026-07-28",
         "io.modelcontextprotocol/clientInfo": {"name": "t", "version": "1"},
         "io.modelcontextprotocol/clientCapabilities": {}}}});
-    writeln!(capmux.stdin.as_mut().expect("stdin"), "{list}").expect("write");
-    let mut line = String::new();
-    std::io::BufReader::new(capmux.stdout.as_mut().expect("stdout"))
-        .read_line(&mut line)
-        .expect("read the answer");
+    let (mut capmux, line) = serve_and_send(dir.path(), json!({ "kid": {} }), &list);
     assert!(line.contains("\"kid__echo\""), "{line}");
     drop(capmux.stdin.take());
     assert!(capmux.wait().expect("capmux exits").success());
