@@ -56,20 +56,30 @@ import re
 import secrets
 import sys
 import time
-import traceback
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import anyio
-import mcp
 from mcp import ClientSession, StdioServerParameters, types
 from mcp.client.stdio import stdio_client
 from mcp.shared.message import SessionMessage
 
-# mcp 2.x spells it MCPError; 1.x spelled it McpError.
-MCPError: type[Exception] = getattr(mcp, "MCPError", None) or getattr(mcp, "McpError")
+# tests/interop/harness.py: the runner and plumbing both interop scripts share, imported
+# from this script's folder.
+from harness import (
+    CheckFailed,
+    CheckSkipped,
+    Report,
+    add_timeout_option,
+    content_text,
+    expect,
+    run_check,
+    run_session,
+    tap_messages,
+)
+from harness import short_text as short  # noqa: E402 - strings unquoted in this script's messages
 
 # --------------------------------------------------------------------------
 # Expectations (adjust here when a pin in setup.sh moves).
@@ -133,48 +143,11 @@ DEFAULT_CHECK_TIMEOUT = 30.0
 # After a call returns, how long to keep listening for stray progress notifications.
 LATE_GRACE = 0.5
 MAX_PAGES = 1000
-MAX_REASON = 1000
 
 
 # --------------------------------------------------------------------------
-# Plumbing.
+# Plumbing (the shared part is in harness.py).
 # --------------------------------------------------------------------------
-class CheckFailed(Exception):
-    """A check's expectation did not hold; the message is the reason."""
-
-
-class CheckSkipped(Exception):
-    """The check does not apply to this run; the message says why."""
-
-
-def expect(cond: bool, reason: str) -> None:
-    if not cond:
-        raise CheckFailed(reason)
-
-
-def short(value: Any, limit: int = 300) -> str:
-    text = value if isinstance(value, str) else repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def describe_error(exc: BaseException) -> str:
-    if isinstance(exc, MCPError):
-        err = exc.error  # type: ignore[attr-defined]
-        data = "" if err.data is None else f", data={short(err.data, 200)}"
-        return f"MCPError(code={err.code}, message={err.message!r}{data})"
-    return f"{type(exc).__name__}: {exc}"
-
-
-def content_text(blocks: Any) -> str:
-    parts: list[str] = []
-    for block in blocks or []:
-        if isinstance(block, types.TextContent):
-            parts.append(block.text)
-        elif isinstance(block, types.EmbeddedResource) and isinstance(block.resource, types.TextResourceContents):
-            parts.append(block.resource.text)
-    return "\n".join(parts)
-
-
 @dataclass
 class Wire:
     """Every JSON-RPC message of the session, both ways, in order."""
@@ -188,18 +161,13 @@ class Wire:
     def since(self, mark: int) -> list[tuple[float, str, dict[str, Any]]]:
         return self.messages[mark:]
 
+    def recorder(self, direction: str) -> Callable[[dict[str, Any]], None]:
+        """A `record` for harness.tap_messages: appends (now, direction, message)."""
 
-async def tap(source: Any, sink: Any, wire: Wire, direction: str) -> None:
-    """Forward messages from `source` to `sink`, recording each one in `wire`."""
-    async with sink:
-        async for item in source:
-            if isinstance(item, SessionMessage):
-                dumped = item.message.model_dump(by_alias=True, mode="json", exclude_none=True)
-                wire.messages.append((time.monotonic(), direction, dumped))
-            try:
-                await sink.send(item)
-            except (anyio.BrokenResourceError, anyio.ClosedResourceError):
-                return
+        def record(dumped: dict[str, Any]) -> None:
+            self.messages.append((time.monotonic(), direction, dumped))
+
+        return record
 
 
 @dataclass
@@ -481,49 +449,16 @@ async def check_ping(ctx: Ctx) -> str | None:
 
 
 # --------------------------------------------------------------------------
-# Runner.
+# Runner (harness.run_session and run_check do the rest).
 # --------------------------------------------------------------------------
-class Report:
-    def __init__(self) -> None:
-        self.passed = 0
-        self.failed = 0
-        self.done: set[str] = set()
-
-    def ok(self, name: str, note: str | None = None) -> None:
-        self.done.add(name)
-        self.passed += 1
-        print(f"ok {name}" + (f" ({note})" if note else ""), flush=True)
-
-    def skip(self, name: str, reason: str) -> None:
-        self.done.add(name)
-        print(f"skip {name}: {reason}", flush=True)
-
-    def fail(self, name: str, reason: str) -> None:
-        self.done.add(name)
-        self.failed += 1
-        reason = reason.replace("\r", "\\r").replace("\n", "\\n")
-        if len(reason) > MAX_REASON:
-            reason = reason[: MAX_REASON - 3] + "..."
-        print(f"FAIL {name}: {reason}", flush=True)
-
-
-def flatten(exc: BaseException) -> list[BaseException]:
-    if isinstance(exc, BaseExceptionGroup):
-        out: list[BaseException] = []
-        for sub in exc.exceptions:
-            out.extend(flatten(sub))
-        return out
-    return [exc]
-
-
 async def run_checks(report: Report, server: StdioServerParameters, timeout: float, opts: Options) -> None:
     wire = Wire()
     sampling = Sampling()
     async with stdio_client(server, errlog=sys.stderr) as (read, write), anyio.create_task_group() as taps:
         in_send, in_recv = anyio.create_memory_object_stream[SessionMessage | Exception](0)
         out_send, out_recv = anyio.create_memory_object_stream[SessionMessage](0)
-        taps.start_soon(tap, read, in_send, wire, "in")
-        taps.start_soon(tap, out_recv, write, wire, "out")
+        taps.start_soon(tap_messages, read, in_send, wire.recorder("in"))
+        taps.start_soon(tap_messages, out_recv, write, wire.recorder("out"))
         async with ClientSession(
             in_recv,
             out_send,
@@ -535,45 +470,14 @@ async def run_checks(report: Report, server: StdioServerParameters, timeout: flo
                 if opts.only is not None and about is not None and about != opts.only:
                     report.skip(name, f"--only {opts.only}")
                     continue
-                if name != "initialize" and ctx.init is None:
-                    report.fail(name, "not run: initialize failed")
-                    continue
-                try:
-                    with anyio.fail_after(timeout):
-                        note = await fn(ctx)
-                except CheckSkipped as exc:
-                    report.skip(name, str(exc))
-                except CheckFailed as exc:
-                    report.fail(name, str(exc))
-                except TimeoutError:
-                    report.fail(name, f"timed out after {timeout:g}s")
-                except Exception as exc:  # noqa: BLE001 - any error fails just this check
-                    if os.environ.get("CAPMUX_INTEROP_DEBUG"):
-                        traceback.print_exc(file=sys.stderr)
-                    report.fail(name, describe_error(exc))
-                else:
-                    report.ok(name, note)
+                await run_check(report, ctx, name, fn, timeout)
         taps.cancel_scope.cancel()
 
 
 async def main_async(command: list[str], timeout: float, opts: Options) -> int:
-    report = Report()
-    server = StdioServerParameters(command=command[0], args=command[1:], env=dict(os.environ))
-    try:
-        await run_checks(report, server, timeout, opts)
-    except BaseException as exc:  # noqa: BLE001 - includes ExceptionGroup from the task groups
-        if isinstance(exc, KeyboardInterrupt):
-            raise
-        errors = [e for e in flatten(exc) if not isinstance(e, anyio.get_cancelled_exc_class())] or [exc]
-        reason = "; ".join(describe_error(e) for e in errors)
-        if report.done >= {name for name, _, _ in CHECKS}:
-            print(f"warning: error while shutting the server down: {reason}", file=sys.stderr, flush=True)
-        else:
-            for name, _, _ in CHECKS:
-                if name not in report.done:
-                    report.fail(name, f"not run: session aborted: {reason}")
-    print(f"{report.passed} passed, {report.failed} failed", flush=True)
-    return 0 if report.failed == 0 else 1
+    report = Report(ok_tag="ok", shorten=short)
+    names = [name for name, _, _ in CHECKS]
+    return await run_session(report, command, names, lambda server: run_checks(report, server, timeout, opts))
 
 
 def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
@@ -593,11 +497,7 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     )
     parser.add_argument("--only", choices=SERVERS)
     parser.add_argument("--child-caps", default=os.environ.get("CAPMUX_INTEROP_CHILD_CAPS", DEFAULT_CHILD_CAPS))
-    parser.add_argument(
-        "--timeout",
-        type=float,
-        default=float(os.environ.get("CAPMUX_INTEROP_TIMEOUT", DEFAULT_CHECK_TIMEOUT)),
-    )
+    add_timeout_option(parser, DEFAULT_CHECK_TIMEOUT)
     if "--" in argv:
         split = argv.index("--")
         args = parser.parse_args(argv[:split])

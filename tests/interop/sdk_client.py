@@ -34,7 +34,6 @@ import json
 import os
 import re
 import sys
-import traceback
 import urllib.parse
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -42,13 +41,26 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-import mcp
 from mcp import ClientSession, StdioServerParameters, types
 from mcp.client.stdio import stdio_client
 from mcp.shared.message import SessionMessage
 
-# mcp 2.x spells it MCPError; 1.x spelled it McpError.
-MCPError: type[Exception] = getattr(mcp, "MCPError", None) or getattr(mcp, "McpError")
+# tests/interop/harness.py: the runner and plumbing both interop scripts share, imported
+# from this script's folder.
+from harness import (
+    CheckFailed,
+    CheckSkipped,
+    MCPError,
+    Report,
+    add_timeout_option,
+    content_text,
+    describe_error,
+    expect,
+    run_check,
+    run_session,
+    short,
+    tap_messages,
+)
 
 # --------------------------------------------------------------------------
 # Expectations (adjust here).
@@ -147,48 +159,11 @@ LINK_FILE = "outside.md"
 DEFAULT_CHECK_TIMEOUT = 20.0
 # Upper bound on pages followed through nextCursor before giving up.
 MAX_PAGES = 1000
-# Longest failure reason printed (longer ones are cut).
-MAX_REASON = 1000
 
 
 # --------------------------------------------------------------------------
-# Plumbing.
+# Plumbing (the shared part is in harness.py).
 # --------------------------------------------------------------------------
-class CheckFailed(Exception):
-    """A check's expectation did not hold; the message is the reason."""
-
-
-def expect(cond: bool, reason: str) -> None:
-    if not cond:
-        raise CheckFailed(reason)
-
-
-def short(value: Any, limit: int = 300) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def describe_error(exc: BaseException) -> str:
-    if isinstance(exc, MCPError):
-        err = exc.error  # type: ignore[attr-defined]
-        data = "" if err.data is None else f", data={short(err.data, 200)}"
-        return f"MCPError(code={err.code}, message={err.message!r}{data})"
-    return f"{type(exc).__name__}: {exc}"
-
-
-def content_text(blocks: Any) -> str:
-    """Concatenate the text carried by a list of content blocks (tool results)."""
-    parts: list[str] = []
-    for block in blocks or []:
-        if isinstance(block, types.TextContent):
-            parts.append(block.text)
-        elif isinstance(block, types.EmbeddedResource):
-            res = block.resource
-            if isinstance(res, types.TextResourceContents):
-                parts.append(res.text)
-    return "\n".join(parts)
-
-
 def prompt_text(result: types.GetPromptResult) -> str:
     return content_text([m.content for m in result.messages])
 
@@ -281,17 +256,13 @@ class Options:
 class Ctx:
     session: ClientSession
     opts: Options
-    # Every message the server sent, as JSON values, in order (see tap_messages).
+    # Every message the server sent, as JSON values, in order (see run_checks).
     transcript: list[Any] = field(default_factory=list)
     init: types.InitializeResult | None = None
     notes: dict[str, str] = field(default_factory=dict)
 
     def note(self, name: str, text: str) -> None:
         self.notes[name] = text
-
-
-class CheckSkipped(Exception):
-    """A check cannot run without inputs that were not given; the message says which."""
 
 
 CheckFn = Callable[[Ctx], Awaitable[str | None]]
@@ -668,101 +639,25 @@ async def check_ping(ctx: Ctx) -> str | None:
 
 
 # --------------------------------------------------------------------------
-# Runner.
+# Runner (harness.run_session and run_check do the rest).
 # --------------------------------------------------------------------------
-class Report:
-    def __init__(self) -> None:
-        self.passed = 0
-        self.failed = 0
-        self.done: set[str] = set()
-
-    def ok(self, name: str, note: str | None = None) -> None:
-        self.done.add(name)
-        self.passed += 1
-        print(f"ok   {name}" + (f" ({note})" if note else ""), flush=True)
-
-    def skip(self, name: str, reason: str) -> None:
-        self.done.add(name)
-        print(f"skip {name}: {reason}", flush=True)
-
-    def fail(self, name: str, reason: str) -> None:
-        self.done.add(name)
-        self.failed += 1
-        reason = reason.replace("\r", "\\r").replace("\n", "\\n")  # keep one line per check
-        if len(reason) > MAX_REASON:
-            reason = reason[: MAX_REASON - 3] + "..."
-        print(f"FAIL {name}: {reason}", flush=True)
-
-
-def flatten(exc: BaseException) -> list[BaseException]:
-    if isinstance(exc, BaseExceptionGroup):
-        out: list[BaseException] = []
-        for sub in exc.exceptions:
-            out.extend(flatten(sub))
-        return out
-    return [exc]
-
-
-async def tap_messages(source: Any, sink: Any, transcript: list[Any]) -> None:
-    """Forward what the server sends to the session, keeping a JSON copy of each message."""
-    async with sink:
-        async for item in source:
-            if isinstance(item, SessionMessage):
-                transcript.append(item.message.model_dump(by_alias=True, mode="json", exclude_none=True))
-            try:
-                await sink.send(item)
-            except (anyio.BrokenResourceError, anyio.ClosedResourceError):
-                return
-
-
 async def run_checks(report: Report, server: StdioServerParameters, timeout: float, opts: Options) -> None:
     async with stdio_client(server, errlog=sys.stderr) as (read, write), anyio.create_task_group() as tap:
+        # Keep a JSON copy of each message the server sends to the session.
         transcript: list[Any] = []
         tapped_send, tapped_read = anyio.create_memory_object_stream[SessionMessage | Exception](0)
-        tap.start_soon(tap_messages, read, tapped_send, transcript)
+        tap.start_soon(tap_messages, read, tapped_send, transcript.append)
         async with ClientSession(tapped_read, write, read_timeout_seconds=timeout) as session:
             ctx = Ctx(session, opts, transcript)
             for name, fn in CHECKS:
-                if name != "initialize" and ctx.init is None:
-                    report.fail(name, "not run: initialize failed")
-                    continue
-                try:
-                    with anyio.fail_after(timeout):
-                        note = await fn(ctx)
-                except CheckSkipped as exc:
-                    report.skip(name, str(exc))
-                except CheckFailed as exc:
-                    report.fail(name, str(exc))
-                except TimeoutError:
-                    report.fail(name, f"timed out after {timeout:g}s")
-                except Exception as exc:  # noqa: BLE001 - any error fails just this check
-                    if os.environ.get("CAPMUX_INTEROP_DEBUG"):
-                        traceback.print_exc(file=sys.stderr)
-                    report.fail(name, describe_error(exc))
-                else:
-                    report.ok(name, note)
+                await run_check(report, ctx, name, fn, timeout)
         tap.cancel_scope.cancel()
 
 
 async def main_async(command: list[str], timeout: float, opts: Options) -> int:
-    report = Report()
-    server = StdioServerParameters(command=command[0], args=command[1:], env=dict(os.environ))
-    try:
-        await run_checks(report, server, timeout, opts)
-    except BaseException as exc:  # noqa: BLE001 - includes ExceptionGroup from the task groups
-        if isinstance(exc, KeyboardInterrupt):
-            raise
-        errors = [e for e in flatten(exc) if not isinstance(e, anyio.get_cancelled_exc_class())] or [exc]
-        reason = "; ".join(describe_error(e) for e in errors)
-        if report.done >= {name for name, _ in CHECKS}:
-            # Every check ran; only the teardown broke.  Say so, but do not count it.
-            print(f"warning: error while shutting the server down: {reason}", file=sys.stderr, flush=True)
-        else:
-            for name, _ in CHECKS:
-                if name not in report.done:
-                    report.fail(name, f"not run: session aborted: {reason}")
-    print(f"{report.passed} passed, {report.failed} failed", flush=True)
-    return 0 if report.failed == 0 else 1
+    report = Report(ok_tag="ok  ")  # "ok   NAME", lined up with "FAIL NAME" and "skip NAME"
+    names = [name for name, _ in CHECKS]
+    return await run_session(report, command, names, lambda server: run_checks(report, server, timeout, opts))
 
 
 def main(argv: list[str]) -> int:
@@ -773,10 +668,9 @@ def main(argv: list[str]) -> int:
     split = argv.index("--")
     own, command = argv[:split], argv[split + 1 :]
     parser = argparse.ArgumentParser(description="MCP SDK interop checks for capmux")
-    parser.add_argument(
-        "--timeout",
-        type=float,
-        default=float(os.environ.get("CAPMUX_INTEROP_TIMEOUT", DEFAULT_CHECK_TIMEOUT)),
+    add_timeout_option(
+        parser,
+        DEFAULT_CHECK_TIMEOUT,
         help=f"seconds allowed per check (default {DEFAULT_CHECK_TIMEOUT:g}, env CAPMUX_INTEROP_TIMEOUT)",
     )
     parser.add_argument(
