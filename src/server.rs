@@ -539,19 +539,15 @@ impl Server {
     /// What this pool serves; the skills extension (SEP-2640) only when there are skills;
     /// `list_changed` and logging when there are child servers.
     fn capabilities(pool: &Pool) -> ServerCapabilities {
-        let mut caps = ServerCapabilities::builder()
+        let builder = ServerCapabilities::builder()
             .enable_tools()
             .enable_prompts()
-            .enable_resources()
-            .build();
-        if !pool.skills.is_empty() {
-            caps = ServerCapabilities::builder()
-                .enable_tools()
-                .enable_prompts()
-                .enable_resources()
-                .enable_skills()
-                .build();
-        }
+            .enable_resources();
+        let mut caps = if pool.skills.is_empty() {
+            builder.build()
+        } else {
+            builder.enable_skills().build()
+        };
         if !pool.servers.is_empty() {
             if let Some(tools) = caps.tools.as_mut() {
                 tools.list_changed = Some(true);

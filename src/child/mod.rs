@@ -222,13 +222,11 @@ enum Launch {
         env: Vec<(String, String)>,
         cwd: PathBuf,
     },
-    Http {
+    /// Streamable HTTP, or the legacy HTTP+SSE transport when `sse`.
+    Remote {
         url: String,
         headers: BTreeMap<String, String>,
-    },
-    Sse {
-        url: String,
-        headers: BTreeMap<String, String>,
+        sse: bool,
     },
 }
 
@@ -561,13 +559,10 @@ fn launch(
                 cwd,
             }
         }
-        Transport::Http { url, headers } => Launch::Http {
+        Transport::Http { url, headers } | Transport::Sse { url, headers } => Launch::Remote {
             url: expand(url)?,
             headers: expand_map(headers)?,
-        },
-        Transport::Sse { url, headers } => Launch::Sse {
-            url: expand(url)?,
-            headers: expand_map(headers)?,
+            sse: matches!(transport, Transport::Sse { .. }),
         },
     })
 }
@@ -618,8 +613,8 @@ impl Child {
             package: self.package.clone(),
             transport: match &self.launch {
                 Ok(Launch::Stdio { .. }) | Err(_) => "stdio",
-                Ok(Launch::Http { .. }) => "http",
-                Ok(Launch::Sse { .. }) => "sse",
+                Ok(Launch::Remote { sse: false, .. }) => "http",
+                Ok(Launch::Remote { sse: true, .. }) => "sse",
             }
             .to_owned(),
             state: self.state(),
@@ -750,32 +745,27 @@ impl Child {
                     let (proc, transport) = self.spawn(program, args, env, cwd)?;
                     self.slot().pid = proc.pid;
                     process = Some(proc);
-                    let transport = Intercept {
-                        inner: transport,
-                        routes: routes.clone(),
-                        queue: queue.clone(),
-                    };
+                    let transport = Intercept::new(transport, &routes, &queue);
                     handler.serve_with_ct(transport, ct.clone()).await
                 }
-                Launch::Http { url, headers } => {
-                    let transport = http_transport(url, headers)?;
-                    let transport = Intercept {
-                        inner: transport,
-                        routes: routes.clone(),
-                        queue: queue.clone(),
-                    };
+                Launch::Remote {
+                    url,
+                    headers,
+                    sse: false,
+                } => {
+                    let transport = Intercept::new(http_transport(url, headers)?, &routes, &queue);
                     handler.serve_with_ct(transport, ct.clone()).await
                 }
-                Launch::Sse { url, headers } => {
+                Launch::Remote {
+                    url,
+                    headers,
+                    sse: true,
+                } => {
                     let client = crate::hooks::http_client()?;
                     let transport = sse::SseTransport::connect(client, url, headers, MAX_LINE)
                         .await
                         .map_err(|err| err.to_string())?;
-                    let transport = Intercept {
-                        inner: transport,
-                        routes: routes.clone(),
-                        queue: queue.clone(),
-                    };
+                    let transport = Intercept::new(transport, &routes, &queue);
                     handler.serve_with_ct(transport, ct.clone()).await
                 }
             }

@@ -137,6 +137,16 @@ pub(crate) struct Intercept<T> {
     pub(crate) queue: mpsc::Sender<Event>,
 }
 
+impl<T> Intercept<T> {
+    pub(crate) fn new(inner: T, routes: &Arc<Routes>, queue: &mpsc::Sender<Event>) -> Self {
+        Intercept {
+            inner,
+            routes: routes.clone(),
+            queue: queue.clone(),
+        }
+    }
+}
+
 /// Queues what the client must see of `notification`.
 async fn observe(routes: &Routes, queue: &mpsc::Sender<Event>, notification: &ServerNotification) {
     let event = match notification {

@@ -49,6 +49,20 @@ fn interop_dir(python: &std::path::Path) -> (PathBuf, PathBuf) {
     (dir, everything)
 }
 
+/// Runs an SDK script (with the environment `capmux(..)` sets, which it passes on to the
+/// capmux it starts), asserts that it succeeded, and returns its report.
+fn run_script(mut client: Command, home: &std::path::Path) -> String {
+    with_capmux_env(&mut client, home);
+    let output = client.output().expect("the SDK client runs");
+    let report = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "{report}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    report
+}
+
 /// The environment `capmux(..)` sets, on another command.
 fn with_capmux_env(command: &mut Command, home: &std::path::Path) {
     for (key, value) in capmux(home).get_envs() {
@@ -82,14 +96,7 @@ fn real_servers_from_npm_and_pypi_work_as_children_for_the_python_sdk() {
         .args(["--no-bundled", "--package"])
         .arg(&servers)
         .arg("serve");
-    with_capmux_env(&mut client, home.path());
-    let output = client.output().expect("the SDK client runs");
-    let report = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "{report}\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let report = run_script(client, home.path());
     assert!(report.contains(" 0 failed"), "{report}");
     assert!(!report.contains("FAIL"), "{report}");
 }
@@ -189,13 +196,6 @@ fn the_python_sdk_client_lists_calls_and_reads_everything() {
         .arg("--package")
         .arg(&extra)
         .arg("serve");
-    with_capmux_env(&mut client, home.path());
-    let output = client.output().expect("the SDK client runs");
-    let report = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "{report}\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let report = run_script(client, home.path());
     assert!(report.contains("\n20 passed, 0 failed"), "{report}");
 }
