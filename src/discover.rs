@@ -128,27 +128,28 @@ pub fn discover(roots: &[Root]) -> (Vec<Package>, Vec<Diagnostic>) {
             } else {
                 None
             };
-            let loaded = package::load(&dir, root.source, id);
-            diagnostics.extend(loaded.diagnostics);
-            let Some(package) = loaded.package else {
-                continue;
-            };
-            if let Some(first) = seen.get(&package.id) {
-                diagnostics.push(
-                    Diagnostic::warning(
-                        &package.root,
-                        format!(
-                            "package `{}` is shadowed by the one at {}; this copy is not served",
-                            package.id,
-                            first.display()
-                        ),
-                    )
-                    .in_package(package.id.clone()),
-                );
-                continue;
+            for loaded in package::load_all(&dir, root.source, id) {
+                diagnostics.extend(loaded.diagnostics);
+                let Some(package) = loaded.package else {
+                    continue;
+                };
+                if let Some(first) = seen.get(&package.id) {
+                    diagnostics.push(
+                        Diagnostic::warning(
+                            &package.root,
+                            format!(
+                                "package `{}` is shadowed by the one at {}; this copy is not served",
+                                package.id,
+                                first.display()
+                            ),
+                        )
+                        .in_package(package.id.clone()),
+                    );
+                    continue;
+                }
+                seen.insert(package.id.clone(), package.root.clone());
+                packages.push(package);
             }
-            seen.insert(package.id.clone(), package.root.clone());
-            packages.push(package);
         }
     }
     (packages, diagnostics)
@@ -169,7 +170,7 @@ fn package_dirs(root: &Root, diagnostics: &mut Vec<Diagnostic>) -> Vec<PathBuf> 
     if !path.is_dir() {
         diagnostics.push(Diagnostic::error(
             path,
-            "not a package: expected a folder with a package.json",
+            "not a package: expected a package folder or a servers config file",
         ));
         return Vec::new();
     }
@@ -199,7 +200,7 @@ fn package_dirs(root: &Root, diagnostics: &mut Vec<Diagnostic>) -> Vec<PathBuf> 
         } else {
             diagnostics.push(Diagnostic::warning(
                 &dir,
-                "no package here (a package.json with a \"capmux\" object, a SKILL.md, or skill folders); the folder is skipped",
+                "no package here (a capmux package.json, a Claude Code plugin or marketplace, a Gemini CLI, Codex or AionUi extension, a SKILL.md, or skill folders); the folder is skipped",
             ));
         }
     }

@@ -2,9 +2,13 @@
 //! and URLs.
 //!
 //! Known variables: `${pluginRoot}`, `${pluginData}`, `${workspace}`, `${settings.KEY}` and
-//! `${env:VAR}`. An unknown variable or an unset setting is an error, so a command never
-//! runs with a hole in its arguments; an unset environment variable expands to nothing, as
-//! in a shell.
+//! `${env:VAR}` (`${env:VAR:-default}` for a default). An unknown variable or an unset
+//! setting is an error, so a command never runs with a hole in its arguments; an unset
+//! environment variable expands to its default or to nothing, as in a shell. `$${` is a
+//! literal `${`.
+//!
+//! Other formats' variables (`${CLAUDE_PLUGIN_ROOT}`, `${extensionPath}`, …) are rewritten
+//! into these by their readers with [`translate`], so this is the one expander.
 
 use std::path::Path;
 
@@ -23,6 +27,12 @@ pub fn expand(text: &str, vars: &Vars<'_>) -> Result<String, String> {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
     while let Some(start) = rest.find("${") {
+        if rest[..start].ends_with('$') {
+            out.push_str(&rest[..start - 1]);
+            out.push_str("${");
+            rest = &rest[start + 2..];
+            continue;
+        }
         out.push_str(&rest[..start]);
         let after = &rest[start + 2..];
         let end = after
@@ -40,6 +50,38 @@ pub fn expand_all(argv: &[String], vars: &Vars<'_>) -> Result<Vec<String>, Strin
     argv.iter().map(|arg| expand(arg, vars)).collect()
 }
 
+/// Rewrites each `${name}` of another format: `rename` gives its replacement text (capmux
+/// variables, or a literal), and a name it does not know is kept literally (`$${name}`),
+/// so nothing of the format's own syntax is expanded by accident.
+pub fn translate(text: &str, rename: impl Fn(&str) -> Option<String>) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = rest.find("${") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        let Some(end) = after.find('}') else {
+            out.push_str("$${");
+            rest = after;
+            continue;
+        };
+        match rename(&after[..end]) {
+            Some(replacement) => out.push_str(&replacement),
+            None => {
+                out.push_str("$${");
+                out.push_str(&after[..=end]);
+            }
+        }
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// `text` with every `${` kept literally.
+pub fn literal(text: &str) -> String {
+    translate(text, |_| None)
+}
+
 fn lookup(name: &str, vars: &Vars<'_>) -> Result<String, String> {
     match name {
         "pluginRoot" => Ok(vars.plugin_root.display().to_string()),
@@ -54,7 +96,11 @@ fn lookup(name: &str, vars: &Vars<'_>) -> Result<String, String> {
                 };
             }
             if let Some(var) = name.strip_prefix("env:") {
-                return Ok(std::env::var(var).unwrap_or_default());
+                let (var, default) = var.split_once(":-").unwrap_or((var, ""));
+                return Ok(std::env::var(var)
+                    .ok()
+                    .filter(|v| !v.is_empty())
+                    .unwrap_or_else(|| default.to_owned()));
             }
             Err(format!("unknown variable `${{{name}}}`"))
         }
@@ -95,5 +141,29 @@ mod tests {
             expand("${env:CAPMUX_SURELY_UNSET_VAR}x", &vars).as_deref(),
             Ok("x")
         );
+        assert_eq!(
+            expand("${env:CAPMUX_SURELY_UNSET_VAR:-d f}x", &vars).as_deref(),
+            Ok("d fx")
+        );
+        assert_eq!(expand("$${HOME} $x", &vars).as_deref(), Ok("${HOME} $x"));
+    }
+
+    #[test]
+    fn translated_text_expands_known_names_and_keeps_the_rest() {
+        let settings = Map::new();
+        let vars = Vars {
+            plugin_root: Path::new("/p"),
+            plugin_data: Path::new("/d"),
+            workspace: Path::new("/w"),
+            settings: &settings,
+        };
+        let rename = |name: &str| (name == "extensionPath").then(|| "${pluginRoot}".to_owned());
+        let text = translate("${extensionPath}/a ${HOME} ${unclosed", rename);
+        assert_eq!(text, "${pluginRoot}/a $${HOME} $${unclosed");
+        assert_eq!(
+            expand(&text, &vars).as_deref(),
+            Ok("/p/a ${HOME} ${unclosed")
+        );
+        assert_eq!(expand(&literal("$x ${y}"), &vars).as_deref(), Ok("$x ${y}"));
     }
 }

@@ -22,6 +22,7 @@ pub mod runner;
 pub mod scaffold;
 pub mod server;
 pub mod skills;
+pub mod slash;
 pub mod system_prompt;
 
 use std::future::Future;

@@ -22,6 +22,7 @@ Examples:
   capmux tools                                   list every tool with its origin
   capmux call text-tools__word_count '{\"text\":\"hello world\"}'
   capmux --package claude_desktop_config.json serve   serve the MCP servers of a config file
+  capmux --package ~/src/claude-plugin serve     a Claude Code plugin (or Gemini, Codex, AionUi extension)
   capmux status                                  the child servers of each running capmux serve
   capmux prompt --provider claude                print the merged system prompt
   capmux compose 'Fix the login bug'             the first message for an agent host
@@ -36,8 +37,9 @@ struct Cli {
     /// The config file (TOML); default .capmux/config.toml, then ~/.config/capmux/config.toml.
     #[arg(long, global = true, env = "CAPMUX_CONFIG", value_name = "FILE")]
     config: Option<PathBuf>,
-    /// A package root, a folder of package roots, or a servers config file (`mcpServers`
-    /// JSON) to serve too (repeatable).
+    /// A package root (capmux, Claude Code plugin or marketplace, Gemini CLI, Codex or
+    /// AionUi extension, skill), a folder of package roots, or a servers config file
+    /// (`mcpServers` JSON, Codex config.toml) to serve too (repeatable).
     #[arg(long = "package", short = 'p', global = true, value_name = "PATH")]
     packages: Vec<PathBuf>,
     /// Leave out the bundled plugins/ folder.

@@ -50,6 +50,17 @@ impl Active {
         }
     }
 
+    /// The package's own variables for its processes (`CLAUDE_PLUGIN_ROOT`, a Gemini
+    /// setting's `envVar`, …), expanded; one that cannot be (an unset setting) is left out.
+    pub fn env(&self, workspace: &std::path::Path) -> Vec<(String, String)> {
+        let vars = self.vars(workspace);
+        self.package
+            .env
+            .iter()
+            .filter_map(|(k, v)| Some((k.clone(), crate::expand::expand(v, &vars).ok()?)))
+            .collect()
+    }
+
     /// Whether the package both declares and holds `permission`.
     pub fn holds(&self, permission: Permission) -> bool {
         self.package.permissions.contains(&permission) && self.grants.contains(&permission)
@@ -436,6 +447,17 @@ impl Pool {
                 ) else {
                     continue;
                 };
+                if prompt.inline && !active.holds(Permission::ShellExecute) {
+                    self.diagnostics.push(
+                        Diagnostic::warning(
+                            &active.package.root,
+                            format!(
+                                "prompt `{public}` runs inline commands only when the package is granted `shell:execute` (and reads files with `fs:read`); until then they stay text"
+                            ),
+                        )
+                        .in_package(active.package.id.clone()),
+                    );
+                }
                 let arguments: Vec<mcp::PromptArgument> = prompt
                     .arguments
                     .iter()
@@ -825,9 +847,10 @@ impl Pool {
                 let active = &pool.packages[server.package];
                 (active.package.root.clone(), active.package.id.clone())
             };
-            let server_name = pool.packages[server.package].package.mcp_servers[server.server]
-                .name
-                .clone();
+            let spec = &pool.packages[server.package].package.mcp_servers[server.server];
+            let server_name = spec.name.clone();
+            let include = spec.include_tools.clone();
+            let exclude = spec.exclude_tools.clone();
             let claim_child =
                 |names: &mut Names, diagnostics: &mut Vec<Diagnostic>, item: &str, what: &str| {
                     let Ok((item, _)) = names::sanitize_item(item) else {
@@ -860,7 +883,16 @@ impl Pool {
                         },
                     }
                 };
+            let listed = |name: &str| {
+                include
+                    .as_ref()
+                    .is_none_or(|only| only.iter().any(|n| n == name))
+                    && !exclude.iter().any(|n| n == name)
+            };
             for (t, tool) in catalog.tools.iter().enumerate() {
+                if !listed(&tool.name) {
+                    continue;
+                }
                 let Some(public) = claim_child(
                     &mut pool.tool_names,
                     &mut pool.diagnostics,

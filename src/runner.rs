@@ -211,6 +211,7 @@ impl Runner {
         if let Some(tool) = tool {
             env.push(("CAPMUX_TOOL".to_owned(), tool.to_owned()));
         }
+        env.extend(active.env(&self.workspace));
         for (key, value) in &active.settings {
             let name: String = key
                 .chars()

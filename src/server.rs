@@ -303,9 +303,24 @@ impl Server {
                 .map(|c| c.tools[tool].name.to_string())
                 .unwrap_or_default(),
         };
-        let client_name = format!("mcp__capmux__{name}");
-        let names = [name, item.as_str(), client_name.as_str()];
         let hooks = &served.hooks;
+        // The names a hook's matcher may use: ours, the tool's own, and what Claude Code
+        // and Gemini CLI would call it (as capmux's tool, and as the child server's own).
+        let mut all_names = vec![format!("mcp__capmux__{name}")];
+        if let ToolRoute::Child { server, .. } = entry.route
+            && (hooks.has(HookEvent::BeforeToolCall) || hooks.has(HookEvent::AfterToolCall))
+        {
+            let (server_ref, spec) = pool.server(server);
+            let package = &pool.packages[server_ref.package].package.id;
+            let s = &spec.name;
+            all_names.extend([
+                format!("mcp__{s}__{item}"),
+                format!("mcp__plugin_{package}_{s}__{item}"),
+                format!("mcp_{s}_{item}"),
+            ]);
+        }
+        let mut names = vec![name, item.as_str()];
+        names.extend(all_names.iter().map(String::as_str));
         let mut arguments = arguments;
         let mut context = Vec::new();
 
@@ -461,9 +476,25 @@ impl Server {
                 (entry.item.description.clone(), composed.text)
             }
             PromptRoute::Package { package, prompt } => {
-                let prompt = &pool.packages[package].package.prompts[prompt];
-                let text = render_prompt(&request.name, prompt, request.arguments.as_ref())
+                let active = &pool.packages[package];
+                let prompt = &active.package.prompts[prompt];
+                let mut text = render_prompt(&request.name, prompt, request.arguments.as_ref())
                     .map_err(|message| ErrorData::invalid_params(message, None))?;
+                let (shell, files) = (
+                    active.holds(package::Permission::ShellExecute),
+                    active.holds(package::Permission::FsRead),
+                );
+                if prompt.inline && (shell || files) {
+                    let runner = &self.inner.runner;
+                    let inline = crate::slash::Inline {
+                        shell,
+                        files,
+                        workspace: &runner.workspace,
+                        env: runner.env(active, None),
+                        cancel: forward.cancel.clone(),
+                    };
+                    text = crate::slash::expand_inline(&text, &inline).await;
+                }
                 (prompt.description.clone(), text)
             }
         };
@@ -665,10 +696,38 @@ pub fn render_prompt(
                 .join(", ")
         ));
     }
-    let declared = |name: &str| prompt.arguments.iter().any(|a| a.name == name);
-    Ok(fill_placeholders(&prompt.template, |name| {
-        declared(name).then(|| values.get(name).map_or("", String::as_str))
-    }))
+    let value = |name: &str| values.get(name).map_or("", String::as_str);
+    Ok(match prompt.syntax {
+        package::Syntax::Placeholders => {
+            let declared = |name: &str| prompt.arguments.iter().any(|a| a.name == name);
+            fill_placeholders(&prompt.template, |name| declared(name).then(|| value(name)))
+        }
+        package::Syntax::Slash { one_based } => {
+            let single = matches!(&prompt.arguments[..], [a] if a.name == crate::slash::ARGUMENTS);
+            if single {
+                let all = value(crate::slash::ARGUMENTS);
+                let words = crate::slash::split_words(all);
+                crate::slash::fill_slash(&prompt.template, all, &words, &[], one_based)
+            } else {
+                let named: Vec<(String, String)> = prompt
+                    .arguments
+                    .iter()
+                    .filter_map(|a| Some((a.name.clone(), values.get(a.name.as_str())?.clone())))
+                    .collect();
+                let words: Vec<String> = named.iter().map(|(_, v)| v.clone()).collect();
+                crate::slash::fill_slash(
+                    &prompt.template,
+                    &words.join(" "),
+                    &words,
+                    &named,
+                    one_based,
+                )
+            }
+        }
+        package::Syntax::Gemini => {
+            crate::slash::fill_gemini(&prompt.template, value(crate::slash::ARGS))
+        }
+    })
 }
 
 /// Replaces each `{{name}}` (or `{{ name }}`) for which `value` has an answer, in one pass,

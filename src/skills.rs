@@ -148,16 +148,13 @@ pub fn read_file(skill: &Skill, file: &SkillFile) -> Result<Vec<u8>, String> {
     std::fs::read(&path).map_err(|err| format!("cannot read `{}`: {err}", file.path))
 }
 
-/// The text of a skill invoked as a prompt: its body with `$ARGUMENTS` filled in; when the
-/// body has no `$ARGUMENTS`, given arguments are appended, as Claude Code does.
+/// The text of a skill invoked as a prompt: its body with `$ARGUMENTS`, `$N` and
+/// `$ARGUMENTS[N]` filled in as in a slash command (`crate::slash`); when the body has none,
+/// given arguments are appended, as Claude Code does.
 pub fn prompt_text(skill: &Skill, arguments: &str) -> String {
-    if skill.body.contains("$ARGUMENTS") {
-        skill.body.replace("$ARGUMENTS", arguments)
-    } else if arguments.trim().is_empty() {
-        skill.body.clone()
-    } else {
-        format!("{}\n\nARGUMENTS: {arguments}", skill.body)
-    }
+    let words = crate::slash::split_words(arguments);
+    let one_based = crate::slash::one_based(&skill.body);
+    crate::slash::fill_slash(&skill.body, arguments, &words, &[], one_based)
 }
 
 fn schema(value: Value) -> Arc<Map<String, Value>> {

@@ -551,6 +551,7 @@ fn launch(
                 }
             })?;
             let mut all = crate::process::host_env();
+            all.extend(active.env(workspace));
             all.extend(expand_map(env)?);
             Launch::Stdio {
                 program,

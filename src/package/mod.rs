@@ -4,6 +4,11 @@
 //! produce this model, so nothing after the loader knows which format a package came in.
 //! The loader only reads files: it never starts a process and never writes.
 
+mod aion;
+mod claude;
+mod codex;
+mod foreign;
+mod gemini;
 pub mod native;
 mod read;
 pub mod schema;
@@ -66,8 +71,18 @@ pub enum Format {
     /// A skill collection: a folder of `<name>/SKILL.md` folders.
     Skills,
     /// A servers config file: `{"mcpServers": {...}}` (Claude Desktop, Cursor, Claude Code,
-    /// also flat), or VS Code's `{"servers": {...}}`.
+    /// also flat), or VS Code's `{"servers": {...}}`; also a Codex `config.toml` with
+    /// `[mcp_servers]`.
     Servers,
+    /// A Claude Code plugin: `.claude-plugin/plugin.json` or its default folders; also one
+    /// entry of a Claude Code marketplace.
+    ClaudePlugin,
+    /// A Gemini CLI extension: `gemini-extension.json`.
+    GeminiExtension,
+    /// An OpenAI Codex plugin: `.codex-plugin/plugin.json`.
+    CodexPlugin,
+    /// An AionUi extension: `aion-extension.json`.
+    AionExtension,
 }
 
 impl fmt::Display for Format {
@@ -78,6 +93,10 @@ impl fmt::Display for Format {
             Format::Skill => "skill",
             Format::Skills => "skills",
             Format::Servers => "servers",
+            Format::ClaudePlugin => "claude-plugin",
+            Format::GeminiExtension => "gemini-extension",
+            Format::CodexPlugin => "codex-plugin",
+            Format::AionExtension => "aion-extension",
         })
     }
 }
@@ -153,7 +172,24 @@ pub struct PromptArgument {
     pub required: bool,
 }
 
-/// A prompt template; `{{name}}` in `template` is replaced by the argument `name`.
+/// How a prompt's template takes its arguments.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum Syntax {
+    /// `{{name}}` is replaced by the argument `name` (native prompts).
+    #[default]
+    Placeholders,
+    /// A slash command (Claude Code, Codex): `$ARGUMENTS`, `$ARGUMENTS[N]`, `$N` and named
+    /// `$name`, from one `arguments` string or from named arguments (see `crate::slash`).
+    Slash {
+        /// `$1` is the first word; otherwise `$0` is (see `crate::slash::one_based`).
+        one_based: bool,
+    },
+    /// A Gemini CLI command: `{{args}}`.
+    Gemini,
+}
+
+/// A prompt template; its `syntax` says how arguments fill it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Prompt {
     pub name: String,
@@ -161,6 +197,10 @@ pub struct Prompt {
     pub description: Option<String>,
     pub arguments: Vec<PromptArgument>,
     pub template: String,
+    pub syntax: Syntax,
+    /// Whether the template runs commands (`` !`cmd` ``, `!{cmd}`) or inlines files
+    /// (`@{path}`) when it is got; each needs its grant, else it stays text.
+    pub inline: bool,
 }
 
 /// What runs when a tool is called.
@@ -263,6 +303,10 @@ pub struct McpServer {
     pub lazy: bool,
     /// The idle timeout of its requests; the config's default when `None`.
     pub timeout_ms: Option<u64>,
+    /// Only these of its tools are served (Gemini `includeTools`, Codex `enabled_tools`).
+    pub include_tools: Option<Vec<String>>,
+    /// These of its tools are not served (`excludeTools`, `disabled_tools`).
+    pub exclude_tools: Vec<String>,
 }
 
 /// The events a hook can attach to.
@@ -325,6 +369,8 @@ pub struct Package {
     pub source: Source,
     pub root: PathBuf,
     pub format: Format,
+    /// Other formats found at the same root and read into this package (see `detect`).
+    pub also: Vec<Format>,
     pub priority: i64,
     pub permissions: BTreeSet<Permission>,
     pub settings: BTreeMap<String, Setting>,
@@ -335,6 +381,9 @@ pub struct Package {
     pub tools: Vec<Tool>,
     pub mcp_servers: Vec<McpServer>,
     pub hooks: Vec<Hook>,
+    /// Variables set for each of its processes (servers, hooks, tools), `${...}` expanded
+    /// when they start; one whose expansion fails (an unset setting) is left out.
+    pub env: BTreeMap<String, String>,
 }
 
 impl Package {
@@ -349,6 +398,7 @@ impl Package {
             source,
             root: root.to_path_buf(),
             format,
+            also: Vec::new(),
             priority: DEFAULT_PRIORITY,
             permissions: BTreeSet::new(),
             settings: BTreeMap::new(),
@@ -358,6 +408,7 @@ impl Package {
             tools: Vec::new(),
             mcp_servers: Vec::new(),
             hooks: Vec::new(),
+            env: BTreeMap::new(),
         }
     }
 
@@ -374,17 +425,54 @@ pub struct Loaded {
     pub diagnostics: Vec<Diagnostic>,
 }
 
+/// Reads `rel` below `workspace` (no `..`, no links out), for `@{path}` in prompts.
+pub(crate) fn read_workspace_file(workspace: &Path, rel: &str) -> Result<String, String> {
+    read::read_in_root(workspace, rel).map(|(_, text)| text)
+}
+
 /// Whether `dir` holds a package in a format this build reads.
 pub fn is_package_root(dir: &Path) -> bool {
     detect(dir).is_some()
 }
 
-/// The format of the package at `dir`, first match wins: a package.json, a SKILL.md, a
+/// The formats of other agents a folder may carry, in the order they are read.
+const FOREIGN: [Format; 4] = [
+    Format::ClaudePlugin,
+    Format::GeminiExtension,
+    Format::CodexPlugin,
+    Format::AionExtension,
+];
+
+fn detect_foreign(dir: &Path, format: Format) -> bool {
+    match format {
+        Format::ClaudePlugin => claude::detect(dir),
+        Format::GeminiExtension => gemini::detect(dir),
+        Format::CodexPlugin => codex::detect(dir),
+        Format::AionExtension => aion::detect(dir),
+        _ => false,
+    }
+}
+
+/// The format of the package at `dir`, first match wins: a servers config file; a
+/// package.json with a `"capmux"` (or `"aionui"`) object; a Claude Code marketplace; the
+/// formats of other agents (Claude Code, Gemini CLI, Codex, AionUi; several at one root are
+/// read into one package); a package.json without our object (an error); a SKILL.md; a
 /// folder of skill folders.
 pub fn detect(dir: &Path) -> Option<Format> {
-    if native::detect_servers(dir) {
-        Some(Format::Servers)
-    } else if native::detect(dir).is_some() {
+    if native::detect_servers(dir) || codex::detect_config(dir) {
+        return Some(Format::Servers);
+    }
+    let manifest = native::detect(dir);
+    if manifest.as_deref().is_some_and(native::has_object) {
+        return Some(Format::Native);
+    }
+    if claude::detect_marketplace(dir) {
+        return Some(Format::ClaudePlugin);
+    }
+    if let Some(format) = FOREIGN.into_iter().find(|f| detect_foreign(dir, *f)) {
+        return Some(format);
+    }
+    if manifest.is_some() {
         Some(Format::Native)
     } else if skill::find_entry(dir).is_some() {
         Some(Format::Skill)
@@ -395,30 +483,102 @@ pub fn detect(dir: &Path) -> Option<Format> {
     }
 }
 
+/// Loads the packages at `root`: one, or one per plugin of a Claude Code marketplace.
+pub fn load_all(root: &Path, source: Source, id: Option<&str>) -> Vec<Loaded> {
+    if claude::detect_marketplace(root) && detect(root) == Some(Format::ClaudePlugin) {
+        claude::load_marketplace(root, source)
+    } else {
+        vec![load(root, source, id)]
+    }
+}
+
 /// Loads the package at `root`, or says why there is none. `id` names a package whose format
 /// carries no name (a skill folder); by default it is the folder's name, and a folder named
 /// `skills` is called after its parent (`~/.agents/skills` is `agents-skills`).
 pub fn load(root: &Path, source: Source, id: Option<&str>) -> Loaded {
     match detect(root) {
         Some(Format::Native | Format::AionuiRfc) => match native::detect(root) {
-            Some(manifest) => native::load(root, &manifest, source),
+            Some(manifest) => {
+                let mut loaded = native::load(root, &manifest, source);
+                for format in FOREIGN.into_iter().filter(|f| detect_foreign(root, *f)) {
+                    loaded.diagnostics.push(
+                        Diagnostic::info(
+                            root,
+                            format!("this folder is also a {format}; the capmux manifest in package.json wins and the {format} files are not read"),
+                        )
+                        .in_package(loaded.package.as_ref().map_or("", |p| &p.id)),
+                    );
+                }
+                loaded
+            }
             None => Loaded::default(),
         },
+        Some(Format::Servers) if codex::detect_config(root) => codex::load_config(root, source),
         Some(Format::Servers) => native::load_servers(root, source),
-        Some(format) => load_skills(
-            root,
-            source,
-            format,
-            id.map_or_else(|| folder_id(root), str::to_owned),
-        ),
+        Some(Format::Skill | Format::Skills) => {
+            let format = detect(root).unwrap_or(Format::Skills);
+            load_skills(
+                root,
+                source,
+                format,
+                id.map_or_else(|| folder_id(root), str::to_owned),
+            )
+        }
+        Some(_) => load_foreign(root, source),
         None => Loaded {
             package: None,
             diagnostics: vec![Diagnostic::error(
                 root,
-                "no package found: expected a package.json with a \"capmux\" (or \"aionui\") object, a SKILL.md, or folders of SKILL.md",
+                "no package found: expected a package.json with a \"capmux\" (or \"aionui\") object, a Claude Code plugin, a Gemini CLI, Codex or AionUi extension, a SKILL.md, or folders of SKILL.md",
             )],
         },
     }
+}
+
+/// The formats of other agents at `root`, read into one package (see `foreign`).
+fn load_foreign(root: &Path, source: Source) -> Loaded {
+    let formats: Vec<Format> = FOREIGN
+        .into_iter()
+        .filter(|f| detect_foreign(root, *f))
+        .collect();
+    let name_of = |format: Format| match format {
+        Format::ClaudePlugin => claude::name(root),
+        Format::GeminiExtension => gemini::name(root),
+        Format::CodexPlugin => codex::name(root),
+        Format::AionExtension => aion::name(root),
+        _ => None,
+    };
+    let names: Vec<(Format, String)> = formats
+        .iter()
+        .filter_map(|f| Some((*f, name_of(*f)?)))
+        .collect();
+    let id = names
+        .first()
+        .map_or_else(|| folder_id(root), |(_, n)| n.clone());
+    let Some(&first) = formats.first() else {
+        return Loaded::default();
+    };
+    let mut b = foreign::Build::new(root, source, id.clone(), first);
+    for (format, name) in &names {
+        if *name != id {
+            b.info(
+                root,
+                format!("the {format} calls this package `{name}`; it is served as `{id}`, the {first}'s name"),
+            );
+        }
+    }
+    for &format in &formats {
+        b.format = format;
+        match format {
+            Format::ClaudePlugin => claude::read(&mut b),
+            Format::GeminiExtension => gemini::read(&mut b),
+            Format::CodexPlugin => codex::read(&mut b),
+            Format::AionExtension => aion::read(&mut b),
+            _ => {}
+        }
+    }
+    b.pkg.also = formats[1..].to_vec();
+    b.finish()
 }
 
 fn folder_id(root: &Path) -> String {

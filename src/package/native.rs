@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
-use super::read::{read_in_root, read_text, resolve};
+use super::read::{Bad, Parsed, Reader, kind, read_text, resolve};
 use super::skill::{self, Skill};
 use super::{
     DEFAULT_PRIORITY, Format, Hook, HookEvent, HookHandler, Loaded, MAX_ITEMS, McpServer, Package,
@@ -22,7 +22,6 @@ use super::{
     ToolHandler, Transport,
 };
 use crate::diagnostic::{Diagnostic, Severity};
-use crate::names;
 
 /// The manifest file of the native format.
 pub const MANIFEST: &str = "package.json";
@@ -60,171 +59,12 @@ pub fn detect(dir: &Path) -> Option<PathBuf> {
     manifest.is_file().then_some(manifest)
 }
 
-/// Marker for "an error was already reported; drop this item".
-struct Bad;
-
-type Parsed<T> = Result<T, Bad>;
-
-/// The loader's state while reading one manifest.
-struct Reader<'a> {
-    root: &'a Path,
-    manifest: &'a Path,
-    package: String,
-    /// The manifest object's key (`capmux` or `aionui`), the first part of every JSON path.
-    key: &'static str,
-    /// Programs already looked up on `PATH`: a package of 500 tools asks for `python3` once.
-    on_path: HashMap<String, bool>,
-    diagnostics: Vec<Diagnostic>,
-}
-
-impl Reader<'_> {
-    fn push(&mut self, severity: Severity, path: &Path, message: String) {
-        self.diagnostics
-            .push(Diagnostic::new(severity, path, message).in_package(self.package.clone()));
-    }
-
-    fn error(&mut self, message: impl Into<String>) -> Bad {
-        let manifest = self.manifest.to_path_buf();
-        self.push(Severity::Error, &manifest, message.into());
-        Bad
-    }
-
-    fn warn(&mut self, message: impl Into<String>) {
-        let manifest = self.manifest.to_path_buf();
-        self.push(Severity::Warning, &manifest, message.into());
-    }
-
-    fn info(&mut self, message: impl Into<String>) {
-        let manifest = self.manifest.to_path_buf();
-        self.push(Severity::Info, &manifest, message.into());
-    }
-
-    fn unknown_keys(&mut self, obj: &Map<String, Value>, known: &[&str], at: &str) {
-        for key in obj.keys() {
-            if !known.contains(&key.as_str()) {
-                let hint = closest(key, known)
-                    .map(|k| format!(" (did you mean `{k}`?)"))
-                    .unwrap_or_default();
-                self.warn(format!("{at}: unknown key `{key}` is ignored{hint}"));
-            }
-        }
-    }
-
-    fn opt_str(&mut self, obj: &Map<String, Value>, key: &str, at: &str) -> Parsed<Option<String>> {
-        match obj.get(key) {
-            None | Some(Value::Null) => Ok(None),
-            Some(Value::String(s)) => Ok(Some(s.clone())),
-            Some(other) => Err(self.error(format!(
-                "{at}.{key}: expected a string, found {}",
-                kind(other)
-            ))),
-        }
-    }
-
-    fn req_str(&mut self, obj: &Map<String, Value>, key: &str, at: &str) -> Parsed<String> {
-        match self.opt_str(obj, key, at)? {
-            Some(s) if !s.trim().is_empty() => Ok(s),
-            Some(_) => Err(self.error(format!("{at}.{key}: must not be empty"))),
-            None => Err(self.error(format!("{at}: `{key}` is required"))),
-        }
-    }
-
-    fn opt_bool(&mut self, obj: &Map<String, Value>, key: &str, at: &str) -> Parsed<Option<bool>> {
-        match obj.get(key) {
-            None | Some(Value::Null) => Ok(None),
-            Some(Value::Bool(b)) => Ok(Some(*b)),
-            Some(other) => Err(self.error(format!(
-                "{at}.{key}: expected true or false, found {}",
-                kind(other)
-            ))),
-        }
-    }
-
-    fn opt_int(&mut self, obj: &Map<String, Value>, key: &str, at: &str) -> Parsed<Option<i64>> {
-        match obj.get(key) {
-            None | Some(Value::Null) => Ok(None),
-            Some(Value::Number(n)) if n.is_i64() => Ok(n.as_i64()),
-            Some(other) => Err(self.error(format!(
-                "{at}.{key}: expected a whole number, found {}",
-                kind(other)
-            ))),
-        }
-    }
-
-    fn str_list(&mut self, value: &Value, at: &str) -> Parsed<Vec<String>> {
-        let Value::Array(items) = value else {
-            return Err(self.error(format!(
-                "{at}: expected an array of strings, found {}",
-                kind(value)
-            )));
-        };
-        items
-            .iter()
-            .enumerate()
-            .map(|(i, item)| match item {
-                Value::String(s) => Ok(s.clone()),
-                other => Err(self.error(format!(
-                    "{at}[{i}]: expected a string, found {}",
-                    kind(other)
-                ))),
-            })
-            .collect()
-    }
-
-    fn str_map(&mut self, value: &Value, at: &str) -> Parsed<BTreeMap<String, String>> {
-        let Value::Object(obj) = value else {
-            return Err(self.error(format!(
-                "{at}: expected an object of strings, found {}",
-                kind(value)
-            )));
-        };
-        obj.iter()
-            .map(|(k, v)| match v {
-                Value::String(s) => Ok((k.clone(), s.clone())),
-                other => Err(self.error(format!(
-                    "{at}.{k}: expected a string, found {}",
-                    kind(other)
-                ))),
-            })
-            .collect()
-    }
-
-    /// The array under `key`, capped at [`MAX_ITEMS`]; a wrong type is an error.
-    fn items<'v>(&mut self, obj: &'v Map<String, Value>, key: &str) -> Parsed<&'v [Value]> {
-        match obj.get(key) {
-            None | Some(Value::Null) => Ok(&[]),
-            Some(Value::Array(items)) if items.len() > MAX_ITEMS => Err(self.error(format!(
-                "{}.{key}: {} items; a package may declare at most {MAX_ITEMS}",
-                self.key,
-                items.len()
-            ))),
-            Some(Value::Array(items)) => Ok(items),
-            Some(other) => Err(self.error(format!(
-                "{}.{key}: expected an array, found {}",
-                self.key,
-                kind(other)
-            ))),
-        }
-    }
-
-    /// An item name, sanitized; a change is a warning, an unusable name an error.
-    fn item_name(&mut self, raw: &str, what: &str, at: &str) -> Parsed<String> {
-        match names::sanitize_item(raw) {
-            Ok((name, false)) => Ok(name),
-            Ok((name, true)) => {
-                self.warn(format!(
-                    "{at}: {what} name `{raw}` may only use A-Z a-z 0-9 _ -; it is served as `{name}`"
-                ));
-                Ok(name)
-            }
-            Err(err) => Err(self.error(format!("{at}: {what} name cannot be made valid: {err}"))),
-        }
-    }
-
-    /// Reads `rel` from the package; a problem is an error at `at`.
-    fn file(&mut self, rel: &str, at: &str) -> Parsed<(PathBuf, String)> {
-        read_in_root(self.root, rel).map_err(|err| self.error(format!("{at}.file: {err}")))
-    }
+/// Whether the package.json `manifest` holds a `"capmux"` or `"aionui"` object.
+pub fn has_object(manifest: &Path) -> bool {
+    read_text(manifest)
+        .ok()
+        .and_then(|text| serde_json::from_str::<Value>(&text).ok())
+        .is_some_and(|json| json.get("capmux").is_some() || json.get("aionui").is_some())
 }
 
 /// Loads the native package whose manifest is `manifest`.
@@ -235,7 +75,7 @@ pub fn load(root: &Path, manifest: &Path, source: Source) -> Loaded {
         .unwrap_or_else(|| "package".into());
     let mut reader = Reader {
         root,
-        manifest,
+        manifest: manifest.to_path_buf(),
         package: folder_name.clone(),
         key: "capmux",
         on_path: HashMap::new(),
@@ -254,11 +94,11 @@ fn read_package(
     source: Source,
     folder_name: String,
 ) -> Parsed<Package> {
-    let text = read_text(r.manifest).map_err(|err| r.error(err))?;
+    let text = read_text(&r.manifest).map_err(|err| r.error(err))?;
     let json: Value = serde_json::from_str(&text).map_err(|err| {
         let line = err.line();
         r.diagnostics.push(
-            Diagnostic::error(r.manifest, format!("invalid JSON: {err}"))
+            Diagnostic::error(&r.manifest, format!("invalid JSON: {err}"))
                 .at_line(line)
                 .in_package(r.package.clone()),
         );
@@ -380,6 +220,7 @@ fn read_package(
         source,
         root: root.to_path_buf(),
         format,
+        also: Vec::new(),
         priority,
         permissions,
         settings,
@@ -389,6 +230,7 @@ fn read_package(
         tools,
         mcp_servers,
         hooks,
+        env: BTreeMap::new(),
     })
 }
 
@@ -649,6 +491,8 @@ fn read_prompt(r: &mut Reader<'_>, item: &Value, at: &str) -> Parsed<Prompt> {
         description: r.opt_str(obj, "description", at)?,
         arguments,
         template,
+        syntax: super::Syntax::Placeholders,
+        inline: false,
     })
 }
 
@@ -1010,6 +854,8 @@ fn read_mcp_server(
         transport,
         lazy: r.opt_bool(obj, "lazy", at)?.unwrap_or(false),
         timeout_ms: read_server_timeout(r, obj, at)?,
+        include_tools: None,
+        exclude_tools: Vec::new(),
     })
 }
 
@@ -1030,7 +876,11 @@ fn read_server_timeout(
 
 /// A transport object: `command` (stdio) or `url` (`http`, else `sse` when `type` says so).
 /// The native `transport` object and every servers config file share this shape.
-fn read_transport(r: &mut Reader<'_>, t: &Map<String, Value>, t_at: &str) -> Parsed<Transport> {
+pub(crate) fn read_transport(
+    r: &mut Reader<'_>,
+    t: &Map<String, Value>,
+    t_at: &str,
+) -> Parsed<Transport> {
     let kind_name = r.opt_str(t, "type", t_at)?;
     let kind_name = kind_name
         .as_deref()
@@ -1076,12 +926,14 @@ fn read_transport(r: &mut Reader<'_>, t: &Map<String, Value>, t_at: &str) -> Par
 const FOREIGN_SERVER_KEYS: &[&str] = &[
     "autoApprove",
     "alwaysAllow",
-    "disabledTools",
     "trust",
-    "includeTools",
-    "excludeTools",
     "envFile",
     "oauth",
+    "headersHelper",
+    "authProviderType",
+    "targetAudience",
+    "targetServiceAccount",
+    "tcp",
     "transportType",
     "networkTimeout",
 ];
@@ -1112,22 +964,27 @@ fn is_flat(top: &Map<String, Value>) -> bool {
         })
 }
 
+/// The id of a servers config file: `<folder>/<file>` (`.vscode/mcp.json`), so files of the
+/// same name in different folders are different packages.
+pub(crate) fn servers_id(file: &Path) -> String {
+    let root = file.parent().unwrap_or(Path::new("."));
+    let name = |p: &Path| p.file_name().map(|n| n.to_string_lossy().into_owned());
+    match (root.file_name().and(name(root)), name(file)) {
+        (Some(folder), Some(file)) => format!("{folder}/{file}"),
+        (None, Some(file)) => file,
+        _ => "servers".into(),
+    }
+}
+
 /// A servers config file as a package of child servers: its id is `<folder>/<file>`, each
 /// server is served under its own name as namespace, and it holds `mcp:server` (the file is
 /// the user's own configuration).
 pub fn load_servers(file: &Path, source: Source) -> Loaded {
     let root = file.parent().unwrap_or(Path::new("."));
-    // Named after its folder and file (`.vscode/mcp.json`): files of the same name in
-    // different folders are different packages.
-    let name = |p: &Path| p.file_name().map(|n| n.to_string_lossy().into_owned());
-    let id = match (root.file_name().and(name(root)), name(file)) {
-        (Some(folder), Some(file)) => format!("{folder}/{file}"),
-        (None, Some(file)) => file,
-        _ => "servers".into(),
-    };
+    let id = servers_id(file);
     let mut r = Reader {
         root,
-        manifest: file,
+        manifest: file.to_path_buf(),
         package: id.clone(),
         key: "mcpServers",
         on_path: HashMap::new(),
@@ -1141,14 +998,14 @@ pub fn load_servers(file: &Path, source: Source) -> Loaded {
 }
 
 fn read_servers(r: &mut Reader<'_>, id: String, source: Source) -> Parsed<Package> {
-    let text = read_text(r.manifest).map_err(|err| r.error(err))?;
+    let text = read_text(&r.manifest).map_err(|err| r.error(err))?;
     let top: Map<String, Value> = match serde_json::from_str(&text) {
         Ok(Value::Object(top)) => top,
         Ok(other) => return Err(r.error(format!("expected a JSON object, found {}", kind(&other)))),
         Err(err) => {
             let line = err.line();
             r.diagnostics.push(
-                Diagnostic::error(r.manifest, format!("invalid JSON: {err}"))
+                Diagnostic::error(&r.manifest, format!("invalid JSON: {err}"))
                     .at_line(line)
                     .in_package(r.package.clone()),
             );
@@ -1173,18 +1030,37 @@ fn read_servers(r: &mut Reader<'_>, id: String, source: Source) -> Parsed<Packag
             kind(servers)
         )));
     };
+    let prefix = r.key;
+    let out = read_server_entries(r, servers, prefix);
+    Ok(Package {
+        permissions: BTreeSet::from([Permission::McpServer]),
+        mcp_servers: out,
+        ..Package::empty(id, source, r.root, Format::Servers)
+    })
+}
+
+/// The entries of a servers object (`{"name": {command…} | {url…}}`), the shape Claude
+/// Desktop, Claude Code, Cursor, VS Code and Gemini CLI share; `prefix` starts each JSON
+/// path. A bad entry is an error and its siblings load.
+pub(crate) fn read_server_entries(
+    r: &mut Reader<'_>,
+    servers: &Map<String, Value>,
+    prefix: &str,
+) -> Vec<McpServer> {
     let mut out: Vec<McpServer> = Vec::new();
     for (raw_name, entry) in servers.iter().take(MAX_ITEMS) {
-        let at = if r.key.is_empty() {
+        let at = if prefix.is_empty() {
             raw_name.clone()
         } else {
-            format!("{}.{raw_name}", r.key)
+            format!("{prefix}.{raw_name}")
         };
         let Value::Object(obj) = entry else {
             r.error(format!("{at}: expected an object, found {}", kind(entry)));
             continue;
         };
-        if r.opt_bool(obj, "disabled", &at).ok().flatten() == Some(true) {
+        if r.opt_bool(obj, "disabled", &at).ok().flatten() == Some(true)
+            || r.opt_bool(obj, "enabled", &at).ok().flatten() == Some(false)
+        {
             r.info(format!("{at}: disabled; not started"));
             continue;
         }
@@ -1195,11 +1071,17 @@ fn read_servers(r: &mut Reader<'_>, id: String, source: Source) -> Parsed<Packag
             "env",
             "cwd",
             "url",
+            "httpUrl",
             "headers",
             "timeout",
             "lazy",
             "disabled",
+            "enabled",
             "description",
+            "title",
+            "includeTools",
+            "excludeTools",
+            "disabledTools",
         ];
         known.extend_from_slice(FOREIGN_SERVER_KEYS);
         r.unknown_keys(obj, &known, &at);
@@ -1211,14 +1093,42 @@ fn read_servers(r: &mut Reader<'_>, id: String, source: Source) -> Parsed<Packag
         let Ok(name) = r.item_name(raw_name, "server", &at) else {
             continue;
         };
-        let Ok(transport) = read_transport(r, obj, &at) else {
+        let transport = match obj.get("httpUrl") {
+            // Gemini CLI's streamable HTTP URL.
+            Some(Value::String(url)) => Ok(Transport::Http {
+                url: url.clone(),
+                headers: match obj.get("headers") {
+                    Some(h) => r.str_map(h, &format!("{at}.headers")).unwrap_or_default(),
+                    None => BTreeMap::new(),
+                },
+            }),
+            _ => read_transport(r, obj, &at),
+        };
+        let Ok(transport) = transport else {
             continue;
         };
-        let (Ok(description), Ok(lazy), Ok(timeout_ms)) = (
+        let list = |r: &mut Reader<'_>, key: &str| match obj.get(key) {
+            Some(v) => r.str_list(v, &format!("{at}.{key}")).map(Some),
+            None => Ok(None),
+        };
+        let (
+            Ok(description),
+            Ok(title),
+            Ok(lazy),
+            Ok(timeout_ms),
+            Ok(include),
+            Ok(exclude),
+            Ok(disabled),
+        ) = (
             r.opt_str(obj, "description", &at),
+            r.opt_str(obj, "title", &at),
             r.opt_bool(obj, "lazy", &at),
             read_server_timeout(r, obj, &at),
-        ) else {
+            list(r, "includeTools"),
+            list(r, "excludeTools"),
+            list(r, "disabledTools"),
+        )
+        else {
             continue;
         };
         if out.iter().any(|s| s.name == name) {
@@ -1229,23 +1139,20 @@ fn read_servers(r: &mut Reader<'_>, id: String, source: Source) -> Parsed<Packag
         }
         out.push(McpServer {
             name,
-            description,
+            description: description.or(title),
             transport,
             lazy: lazy.unwrap_or(false),
             timeout_ms,
+            include_tools: include,
+            exclude_tools: exclude.into_iter().chain(disabled).flatten().collect(),
         });
     }
     if servers.len() > MAX_ITEMS {
         r.error(format!(
-            "{}: more than {MAX_ITEMS} servers; the rest are not loaded",
-            r.key
+            "{prefix}: more than {MAX_ITEMS} servers; the rest are not loaded"
         ));
     }
-    Ok(Package {
-        permissions: BTreeSet::from([Permission::McpServer]),
-        mcp_servers: out,
-        ..Package::empty(id, source, r.root, Format::Servers)
-    })
+    out
 }
 
 fn read_hooks(r: &mut Reader<'_>, m: &Map<String, Value>) -> Parsed<Vec<Hook>> {
@@ -1311,18 +1218,6 @@ fn read_hook(r: &mut Reader<'_>, item: &Value, at: &str) -> Parsed<Hook> {
     })
 }
 
-/// A JSON value's kind, for messages.
-fn kind(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
-}
-
 /// `1.2.3` as numbers; pre-release and build suffixes are ignored.
 fn parse_version(v: &str) -> Option<(u64, u64, u64)> {
     let core = v.trim().trim_start_matches('v').split(['-', '+']).next()?;
@@ -1334,38 +1229,9 @@ fn parse_version(v: &str) -> Option<(u64, u64, u64)> {
     ))
 }
 
-/// The known key closest to `key` when it is plausibly a typo.
-fn closest<'k>(key: &str, known: &[&'k str]) -> Option<&'k str> {
-    known
-        .iter()
-        .map(|k| {
-            (
-                edit_distance(&key.to_ascii_lowercase(), &k.to_ascii_lowercase()),
-                *k,
-            )
-        })
-        .filter(|(d, k)| *d <= 2.max(k.len() / 4))
-        .min()
-        .map(|(_, k)| k)
-}
-
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut prev = row[0];
-        row[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let cur = row[j + 1];
-            row[j + 1] = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(cur + 1);
-            prev = cur;
-        }
-    }
-    row[b.len()]
-}
-
 #[cfg(test)]
 mod tests {
+    use super::super::read::closest;
     use super::*;
 
     #[test]

@@ -199,3 +199,33 @@ fn the_python_sdk_client_lists_calls_and_reads_everything() {
     let report = run_script(client, home.path());
     assert!(report.contains("\n20 passed, 0 failed"), "{report}");
 }
+
+#[test]
+fn packages_of_every_format_work_for_the_python_sdk() {
+    let python = interop_python();
+    let home = tempfile::tempdir().expect("tempdir");
+    let ids = ["review-kit", "gem-tools", "aion-helper", "codex-kit"];
+    let config = home.path().join("config.toml");
+    std::fs::write(&config, crate::formats::grants(&ids, "")).expect("write config");
+    let mut client = Command::new(&python);
+    client
+        .arg(support::repo().join("tests/interop/formats_client.py"))
+        .arg("--")
+        .arg(env!("CARGO_BIN_EXE_capmux"))
+        .arg("--no-bundled")
+        .arg("--config")
+        .arg(&config);
+    for name in [
+        "claude-plugin",
+        "gemini-extension",
+        "aion-extension",
+        "codex-plugin",
+    ] {
+        client
+            .arg("--package")
+            .arg(crate::formats::stage(home.path(), name));
+    }
+    client.arg("serve");
+    let report = run_script(client, home.path());
+    assert!(report.contains("7 passed, 0 failed"), "{report}");
+}

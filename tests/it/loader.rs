@@ -1057,7 +1057,7 @@ fn a_folder_without_a_manifest_in_a_folder_of_roots_is_skipped_with_a_warning() 
         beside.diagnostics,
         vec![Diagnostic::warning(
             folder.join("notes"),
-            "no package here (a package.json with a \"capmux\" object, a SKILL.md, or skill folders); the folder is skipped"
+            "no package here (a capmux package.json, a Claude Code plugin or marketplace, a Gemini CLI, Codex or AionUi extension, a SKILL.md, or skill folders); the folder is skipped"
         )]
     );
     let tiny = beside.only_package();
@@ -1072,7 +1072,7 @@ fn a_folder_without_a_manifest_in_a_folder_of_roots_is_skipped_with_a_warning() 
         diagnostics,
         vec![Diagnostic::error(
             folder.join("notes"),
-            "no package found: expected a package.json with a \"capmux\" (or \"aionui\") object, a SKILL.md, or folders of SKILL.md"
+            "no package found: expected a package.json with a \"capmux\" (or \"aionui\") object, a Claude Code plugin, a Gemini CLI, Codex or AionUi extension, a SKILL.md, or folders of SKILL.md"
         )]
     );
 }

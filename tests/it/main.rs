@@ -4,6 +4,7 @@
 mod child_example;
 mod children;
 mod cli;
+mod formats;
 mod hooks;
 mod interop;
 mod loader;
