@@ -512,7 +512,7 @@ fn measure_load(plan: &Plan, env: &BenchEnv, packages: &Path, report: &mut Repor
 
         let config = Config::default();
         let start = Instant::now();
-        let roots = capmux::discover::roots(&config, &options.overrides, &cwd);
+        let roots = capmux::discover::roots(&config, &options.overrides, &cwd, Vec::new());
         let (found, _) = capmux::discover::discover(&roots);
         let discovered = start.elapsed();
         let start = Instant::now();

@@ -24,6 +24,8 @@ pub struct Root {
     pub required: bool,
     /// The package id of a skill folder found here (skill folders carry no name).
     pub id: Option<String>,
+    /// Of the packages found here (a marketplace has several), only this one.
+    pub entry: Option<String>,
 }
 
 /// Options of the command line that add to or remove from the config's sources.
@@ -37,8 +39,14 @@ pub struct Overrides {
     pub only_explicit: bool,
 }
 
-/// The sources to read, in precedence order.
-pub fn roots(config: &Config, overrides: &Overrides, cwd: &Path) -> Vec<Root> {
+/// The sources to read, in precedence order; `installed` (the registry's packages) come
+/// after the project's folders.
+pub fn roots(
+    config: &Config,
+    overrides: &Overrides,
+    cwd: &Path,
+    installed: Vec<Root>,
+) -> Vec<Root> {
     let mut roots: Vec<Root> = overrides
         .packages
         .iter()
@@ -47,6 +55,7 @@ pub fn roots(config: &Config, overrides: &Overrides, cwd: &Path) -> Vec<Root> {
             source: Source::Explicit,
             required: true,
             id: None,
+            entry: None,
         })
         .collect();
     if overrides.only_explicit {
@@ -58,12 +67,14 @@ pub fn roots(config: &Config, overrides: &Overrides, cwd: &Path) -> Vec<Root> {
         source: Source::Explicit,
         required: true,
         id: None,
+        entry: None,
     }));
     let optional = |path: PathBuf, source: Source, id: Option<&str>| Root {
         path,
         source,
         required: false,
         id: id.map(str::to_owned),
+        entry: None,
     };
     roots.push(optional(
         cwd.join(".capmux").join("packages"),
@@ -75,6 +86,7 @@ pub fn roots(config: &Config, overrides: &Overrides, cwd: &Path) -> Vec<Root> {
         Source::Project,
         Some("project-skills"),
     ));
+    roots.extend(installed);
     if config.user_packages
         && let Some(data) = config::data_home()
     {
@@ -94,6 +106,7 @@ pub fn roots(config: &Config, overrides: &Overrides, cwd: &Path) -> Vec<Root> {
                     source: Source::Bundled,
                     required: true,
                     id: id.map(str::to_owned),
+                    entry: None,
                 },
                 None => optional(cwd.join(default), Source::Bundled, id),
             };
@@ -116,11 +129,14 @@ pub fn discover(roots: &[Root]) -> (Vec<Package>, Vec<Diagnostic>) {
     let mut packages: Vec<Package> = Vec::new();
     let mut diagnostics = Vec::new();
     let mut seen: BTreeMap<String, PathBuf> = BTreeMap::new();
-    let mut visited: BTreeSet<PathBuf> = BTreeSet::new();
+    let mut visited: BTreeSet<(PathBuf, Option<String>)> = BTreeSet::new();
     for root in roots {
         for dir in package_dirs(root, &mut diagnostics) {
             // The same folder reached twice (`--package X check X`) is one package, not two.
-            if !visited.insert(dir.canonicalize().unwrap_or_else(|_| dir.clone())) {
+            if !visited.insert((
+                dir.canonicalize().unwrap_or_else(|_| dir.clone()),
+                root.entry.clone(),
+            )) {
                 continue;
             }
             let id = if dir == root.path {
@@ -129,6 +145,11 @@ pub fn discover(roots: &[Root]) -> (Vec<Package>, Vec<Diagnostic>) {
                 None
             };
             for loaded in package::load_all(&dir, root.source, id) {
+                // An installed marketplace plugin: only its own package and diagnostics.
+                let wanted = |p: &Package| root.entry.as_ref().is_none_or(|e| *e == p.id);
+                if root.entry.is_some() && !loaded.package.as_ref().is_some_and(wanted) {
+                    continue;
+                }
                 diagnostics.extend(loaded.diagnostics);
                 let Some(package) = loaded.package else {
                     continue;

@@ -221,6 +221,16 @@ impl Hooks {
         self.hooks.push(Arc::new(hook));
     }
 
+    /// Adds a hook shared with another chain.
+    pub fn push_shared(&mut self, hook: Arc<Hook>) {
+        self.hooks.push(hook);
+    }
+
+    /// Adds every hook of `other` after these.
+    pub fn append(&mut self, other: &Hooks) {
+        self.hooks.extend(other.hooks.iter().cloned());
+    }
+
     /// Whether any hook listens to `event`.
     pub fn has(&self, event: HookEvent) -> bool {
         self.hooks.iter().any(|h| h.event == event)

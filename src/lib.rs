@@ -14,16 +14,20 @@ pub mod expand;
 pub mod export;
 pub mod hooks;
 pub mod host;
+pub mod install;
+pub mod lifecycle;
 pub mod names;
 pub mod package;
 pub mod pool;
 pub mod process;
+pub mod registry;
 pub mod runner;
 pub mod scaffold;
 pub mod server;
 pub mod skills;
 pub mod slash;
 pub mod system_prompt;
+pub mod watch;
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -79,9 +83,15 @@ pub fn load(options: &Options) -> Result<Loaded, ConfigError> {
 }
 
 /// [`load`] with a config already in hand.
-pub fn load_with(config: Config, options: &Options) -> Loaded {
-    let roots = discover::roots(&config, &options.overrides, &options.cwd);
-    let (packages, mut diagnostics) = discover::discover(&roots);
+pub fn load_with(mut config: Config, options: &Options) -> Loaded {
+    let (installed, mut diagnostics) = if config.user_packages && !options.overrides.only_explicit {
+        registry::apply(&mut config)
+    } else {
+        (Vec::new(), Vec::new())
+    };
+    let roots = discover::roots(&config, &options.overrides, &options.cwd, installed);
+    let (packages, found) = discover::discover(&roots);
+    diagnostics.extend(found);
     let pool = Pool::build(packages, &config);
     diagnostics.extend(pool.diagnostics().iter().cloned());
     // Servers that cannot be launched (a command not found): known without starting any.

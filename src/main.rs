@@ -30,6 +30,15 @@ Examples:
 Connect a client:
   claude mcp add capmux -- capmux serve";
 
+const INSTALL_HELP: &str = "Examples:
+  capmux install @modelcontextprotocol/server-everything@2026.8.31 --yes
+  capmux install github:owner/claude-plugin@v1.2.0
+  capmux install ./my-plugin --link
+  capmux install review-kit@team-market --grant mcp:server
+
+Nothing the package ships runs during the install. A running `capmux serve` picks the
+package up and tells its client (list_changed).";
+
 /// capmux: capability packages of every agent format, served as one MCP server.
 #[derive(Parser, Debug)]
 #[command(name = "capmux", version, about, after_help = EXAMPLES)]
@@ -144,6 +153,64 @@ enum Command {
         #[arg(long, value_name = "DIR")]
         dir: Option<PathBuf>,
     },
+    /// Install a package from npm, GitHub, a git URL, a tarball, a folder or a marketplace.
+    /// Shows what it asks for and runs, and asks; without consent it is installed disabled.
+    #[command(after_help = INSTALL_HELP)]
+    Install {
+        /// npm spec (`name`, `name@1.2`, `@scope/name`), `github:owner/repo[@ref]`, a git URL
+        /// (`https://…`, `file://…`, with `#ref`), a `.tgz`, a folder, or `PLUGIN@MARKETPLACE`.
+        spec: String,
+        /// Use a local folder in place (for development): edits show up at once.
+        #[arg(long)]
+        link: bool,
+        /// Grant every permission it asks for, without asking.
+        #[arg(long, short = 'y')]
+        yes: bool,
+        /// Grant this permission without asking (repeatable).
+        #[arg(long = "grant", value_name = "PERM")]
+        grants: Vec<String>,
+    },
+    /// Fetch installed packages again from their source and swap them in (all when no id).
+    #[command(after_help = "Example:
+  capmux update review-kit")]
+    Update {
+        ids: Vec<String>,
+        /// Grant what the new version asks for, without asking.
+        #[arg(long, short = 'y')]
+        yes: bool,
+    },
+    /// Remove an installed package and its files.
+    Remove { id: String },
+    /// Serve an installed package again.
+    Enable { id: String },
+    /// Keep an installed package, but serve none of it.
+    Disable { id: String },
+    /// Grant an installed package permissions it asks for.
+    #[command(after_help = "Example:
+  capmux grant review-kit mcp:server shell:execute")]
+    Grant {
+        id: String,
+        #[arg(required = true)]
+        permissions: Vec<String>,
+    },
+    /// Take permissions back from an installed package.
+    Revoke {
+        id: String,
+        #[arg(required = true)]
+        permissions: Vec<String>,
+    },
+    /// Show an installed package: source, version, digest, state, grants, settings and what
+    /// it runs.
+    Info { id: String },
+    /// Set or show a setting of an installed package (checked against its settings; secret
+    /// values are never printed).
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Check that installed packages still match their digests; a changed one is held.
+    Verify,
+    /// Claude Code marketplaces: add one, list their plugins.
+    #[command(subcommand)]
+    Marketplace(MarketplaceCommand),
     /// Print the JSON Schema of the native manifest (the "capmux" object of package.json).
     #[command(after_help = "Example:\n  capmux schema > capmux-manifest.schema.json")]
     Schema,
@@ -157,6 +224,32 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+}
+
+#[derive(Subcommand, Debug)]
+enum ConfigCommand {
+    /// Set a setting: `VALUE` is JSON when it parses as JSON, else a string.
+    #[command(
+        after_help = "Example:\n  capmux config set review-kit api_base https://api.example.com"
+    )]
+    Set {
+        id: String,
+        key: String,
+        value: String,
+    },
+    /// Show a setting (a secret shows only whether it is set).
+    Get { id: String, key: String },
+}
+
+#[derive(Subcommand, Debug)]
+enum MarketplaceCommand {
+    /// Add a marketplace (a folder or a git repository with .claude-plugin/marketplace.json).
+    #[command(
+        after_help = "Example:\n  capmux marketplace add github:anthropics/claude-code\n  capmux install commit-commands@claude-code-plugins"
+    )]
+    Add { spec: String },
+    /// List the plugins of the added marketplaces.
+    List,
 }
 
 #[derive(Subcommand, Debug)]
@@ -241,7 +334,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     };
     let load = || capmux::load(&options);
     match cli.command {
-        Command::Serve => serve(load()?, cwd),
+        Command::Serve => serve(load()?, cwd, options.clone()),
         Command::Check { .. } => check(&load()?, &cwd),
         Command::List { json } => list(&load()?, &cwd, json),
         Command::Tools { json } => tools(load()?, cwd, json),
@@ -307,6 +400,143 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             ))?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Install {
+            spec,
+            link,
+            yes,
+            grants,
+        } => lifecycle_cmd(|home| {
+            let mut consent = capmux::install::Consent {
+                yes,
+                ..Default::default()
+            };
+            for g in &grants {
+                consent.grants.insert(
+                    capmux::package::Permission::parse(g)
+                        .ok_or_else(|| format!("`{g}` is not a permission"))?,
+                );
+            }
+            if std::io::stdin().is_terminal() && std::io::stderr().is_terminal() {
+                consent.ask = Some(ask);
+            }
+            let progress = capmux::install::Progress::new();
+            let done = capmux::install::install(home, &spec, &cwd, link, &consent, &progress)?;
+            progress.finish();
+            for d in &done.diagnostics {
+                if d.severity != capmux::Severity::Info {
+                    let _ = writeln!(std::io::stderr(), "{d}");
+                }
+            }
+            Ok(format!(
+                "{}installed {} {}{}",
+                done.summary,
+                done.id,
+                done.entry.version.as_deref().unwrap_or(""),
+                match &done.entry.held {
+                    Some(why) => format!(" (disabled: {why})"),
+                    None if !done.entry.enabled => " (disabled)".to_owned(),
+                    None => String::new(),
+                }
+            ))
+        }),
+        Command::Update { ids, yes } => lifecycle_cmd(|home| {
+            let ids = if ids.is_empty() {
+                home.read()?.packages.into_keys().collect()
+            } else {
+                ids
+            };
+            let consent = capmux::install::Consent {
+                yes,
+                ..Default::default()
+            };
+            let mut lines = Vec::new();
+            for id in ids {
+                let progress = capmux::install::Progress::new();
+                let done = capmux::install::update(home, &id, &cwd, &consent, &progress)?;
+                lines.push(format!(
+                    "updated {id} to {}{}",
+                    done.entry.version.as_deref().unwrap_or("-"),
+                    done.entry
+                        .held
+                        .map(|h| format!(" (disabled: {h})"))
+                        .unwrap_or_default()
+                ));
+            }
+            Ok(lines.join("\n"))
+        }),
+        Command::Remove { id } => lifecycle_cmd(|home| {
+            capmux::install::remove(home, &id).map(|_| format!("removed {id}"))
+        }),
+        Command::Enable { id } => {
+            lifecycle_cmd(|home| capmux::lifecycle::set_enabled(home, &id, true))
+        }
+        Command::Disable { id } => {
+            lifecycle_cmd(|home| capmux::lifecycle::set_enabled(home, &id, false))
+        }
+        Command::Grant { id, permissions } => {
+            lifecycle_cmd(|home| capmux::lifecycle::set_grants(home, &id, &permissions, true))
+        }
+        Command::Revoke { id, permissions } => {
+            lifecycle_cmd(|home| capmux::lifecycle::set_grants(home, &id, &permissions, false))
+        }
+        Command::Info { id } => lifecycle_cmd(|home| capmux::lifecycle::info(home, &id)),
+        Command::Config(ConfigCommand::Set { id, key, value }) => {
+            lifecycle_cmd(|home| capmux::lifecycle::config_set(home, &id, &key, &value))
+        }
+        Command::Config(ConfigCommand::Get { id, key }) => {
+            lifecycle_cmd(|home| capmux::lifecycle::config_get(home, &id, &key))
+        }
+        Command::Verify => {
+            let home = capmux::registry::Home::find().context("no home folder")?;
+            let results = capmux::install::verify(&home).map_err(anyhow::Error::msg)?;
+            let mut failed = false;
+            for (id, result) in results {
+                match result {
+                    Ok(()) => out(&format!("ok {id}"))?,
+                    Err(reason) => {
+                        failed = true;
+                        out(&format!("HELD {id}: {reason}"))?;
+                    }
+                }
+            }
+            Ok(if failed {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            })
+        }
+        Command::Marketplace(MarketplaceCommand::Add { spec }) => lifecycle_cmd(|home| {
+            let progress = capmux::install::Progress::new();
+            let (name, plugins) = capmux::install::add_marketplace(home, &spec, &cwd, &progress)?;
+            Ok(format!(
+                "added marketplace {name} ({plugins} plugins); install one with `capmux install PLUGIN@{name}`"
+            ))
+        }),
+        Command::Marketplace(MarketplaceCommand::List) => lifecycle_cmd(|home| {
+            let registry = home.read()?;
+            let mut lines = Vec::new();
+            for (name, market) in &registry.marketplaces {
+                lines.push(format!("{name} ({})", market.source));
+                let file = market.path.join(capmux::package::claude_marketplace_file());
+                let json: serde_json::Value = std::fs::read_to_string(&file)
+                    .ok()
+                    .and_then(|t| serde_json::from_str(&t).ok())
+                    .unwrap_or_default();
+                for plugin in json["plugins"].as_array().into_iter().flatten() {
+                    let id = plugin["name"].as_str().unwrap_or("?");
+                    let installed = if registry.packages.contains_key(id) {
+                        " [installed]"
+                    } else {
+                        ""
+                    };
+                    lines.push(format!(
+                        "  {id}@{name}{installed}  {}",
+                        plugin["description"].as_str().unwrap_or("")
+                    ));
+                }
+            }
+            Ok(lines.join("\n"))
+        }),
         Command::Schema => {
             out(&capmux::package::schema::manifest_schema())?;
             Ok(ExitCode::SUCCESS)
@@ -323,6 +553,34 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// Runs a command on the registry; its error is printed and exits 1.
+fn lifecycle_cmd(
+    f: impl FnOnce(&capmux::registry::Home) -> Result<String, String>,
+) -> anyhow::Result<ExitCode> {
+    let home =
+        capmux::registry::Home::find().context("no home folder: set HOME or XDG_DATA_HOME")?;
+    match f(&home) {
+        Ok(text) => {
+            if !text.is_empty() {
+                out(&text)?;
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(err) => {
+            let _ = writeln!(std::io::stderr(), "capmux: {err}");
+            Ok(ExitCode::from(1))
+        }
+    }
+}
+
+/// Asks a yes/no question on the terminal.
+fn ask(question: &str) -> bool {
+    let _ = write!(std::io::stderr(), "{question} [y/N] ");
+    let mut answer = String::new();
+    std::io::stdin().read_line(&mut answer).is_ok()
+        && matches!(answer.trim().to_lowercase().as_str(), "y" | "yes")
 }
 
 /// The server over what was loaded, its diagnostics logged.
@@ -361,7 +619,7 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .context("cannot start the async runtime")
 }
 
-fn serve(loaded: Loaded, cwd: PathBuf) -> anyhow::Result<ExitCode> {
+fn serve(loaded: Loaded, cwd: PathBuf, options: Options) -> anyhow::Result<ExitCode> {
     for d in &loaded.diagnostics {
         log_diagnostic(d);
     }
@@ -372,6 +630,7 @@ fn serve(loaded: Loaded, cwd: PathBuf) -> anyhow::Result<ExitCode> {
         loaded.pool.resources.len(),
     );
     let status_cwd = cwd.clone();
+    let known = loaded.diagnostics.clone();
     let server = Server::new(loaded.pool, &loaded.config, cwd);
     let runtime = runtime()?;
     let served = runtime.block_on(async move {
@@ -386,9 +645,9 @@ fn serve(loaded: Loaded, cwd: PathBuf) -> anyhow::Result<ExitCode> {
             }
         };
         tracing::info!(packages, tools, prompts, resources, "serving MCP on stdio");
-        if let Some(children) = server.children() {
-            children.publish_status(status_cwd);
-        }
+        server.children().publish_status(status_cwd);
+        // Hot reload: installs, removals and edits reach the connected client.
+        tokio::spawn(capmux::watch::run(server.clone(), options, known));
         capmux::serve_stdio(server, shutdown).await
     });
     // A blocking read of stdin may still be parked in the runtime's thread pool; it must
@@ -520,10 +779,13 @@ fn with_children<T>(
     let server = server_of(loaded, cwd);
     let runtime = runtime()?;
     let value = runtime.block_on(async {
-        if let Some(children) = server.children() {
+        if !server.children().is_empty() {
             server.start_children(None).await;
             // A command waits for every child, not only for `startup_wait`.
-            children.settled(std::time::Duration::from_secs(3600)).await;
+            server
+                .children()
+                .settled(std::time::Duration::from_secs(3600))
+                .await;
             server.sync_children();
         }
         let value = f(&server).await;
@@ -541,7 +803,7 @@ fn status(loaded: Loaded, cwd: PathBuf, json: bool, probe: bool) -> anyhow::Resu
     };
     let reports = if running.is_empty() {
         let servers = with_children(loaded, cwd.clone(), async |server: &Server| {
-            server.children().map(|c| c.status()).unwrap_or_default()
+            server.children().status()
         })?;
         vec![capmux::child::status::Report {
             pid: std::process::id(),

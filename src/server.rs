@@ -54,10 +54,13 @@ struct Inner {
     instructions_budget: usize,
     /// This server's session id in hook events.
     session_id: String,
-    /// The pool without the children's items: what a catalogue change rebuilds from.
-    base: Arc<Pool>,
-    /// The child servers, when the pool has any.
-    children: Option<Supervisor>,
+    /// The pool without the children's items: what a catalogue change rebuilds from;
+    /// replaced by a reload.
+    base: RwLock<Arc<Pool>>,
+    /// The child servers (none, when no package has any).
+    children: Supervisor,
+    /// In-process hooks added with [`Server::add_hook`]; kept across reloads.
+    extra_hooks: std::sync::Mutex<Hooks>,
     /// Held while the served pool is rebuilt from the catalogues, so rebuilds never race.
     rebuild: std::sync::Mutex<()>,
     /// Whether the children were started (once per server).
@@ -74,8 +77,7 @@ pub(crate) struct Served {
 
 impl Server {
     pub fn new(pool: Pool, config: &Config, workspace: PathBuf) -> Self {
-        let children =
-            (!pool.servers.is_empty()).then(|| Supervisor::new(&pool, config, &workspace));
+        let children = Supervisor::new(&pool, config, &workspace);
         let runner = Runner::new(config, workspace);
         let hooks = package_hooks(&pool, &runner);
         let pool = Arc::new(pool);
@@ -89,8 +91,9 @@ impl Server {
                     pool: pool.clone(),
                     hooks,
                 })),
-                base: pool,
+                base: RwLock::new(pool),
                 children,
+                extra_hooks: std::sync::Mutex::new(Hooks::default()),
                 rebuild: std::sync::Mutex::new(()),
                 started: std::sync::atomic::AtomicBool::new(false),
                 startup_wait: crate::child::Limits::from_config(config).startup_wait,
@@ -115,8 +118,14 @@ impl Server {
             Ok(served) => served,
             Err(poisoned) => poisoned.into_inner(),
         };
+        let hook = Arc::new(hook);
+        self.inner
+            .extra_hooks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push_shared(hook.clone());
         let mut hooks = served.hooks.clone();
-        hooks.push(hook);
+        hooks.push_shared(hook);
         *served = Arc::new(Served {
             pool: served.pool.clone(),
             hooks,
@@ -130,9 +139,35 @@ impl Server {
         }
     }
 
-    /// The child servers, when the pool has any.
-    pub fn children(&self) -> Option<&Supervisor> {
-        self.inner.children.as_ref()
+    /// The child servers (none, when no package has any).
+    pub fn children(&self) -> &Supervisor {
+        &self.inner.children
+    }
+
+    /// Serves `pool` from now on (a reload: packages installed, removed, changed): the
+    /// hooks are built again, children whose launch is unchanged keep running, removed ones
+    /// stop, new ones start, and the client gets `list_changed` for each list that changed.
+    pub async fn reload(&self, pool: Pool) {
+        let workspace = self.inner.runner.workspace.clone();
+        let mut hooks = package_hooks(&pool, &self.inner.runner);
+        hooks.append(
+            &self
+                .inner
+                .extra_hooks
+                .lock()
+                .unwrap_or_else(|p| p.into_inner()),
+        );
+        let pool = Arc::new(pool);
+        *self.inner.base.write().unwrap_or_else(|p| p.into_inner()) = pool.clone();
+        {
+            let mut served = self.inner.served.write().unwrap_or_else(|p| p.into_inner());
+            *served = Arc::new(Served {
+                pool: served.pool.clone(),
+                hooks,
+            });
+        }
+        self.inner.children.update(&pool, &workspace);
+        self.rebuild().await;
     }
 
     /// Starts the child servers (once) and waits, at most `[servers] startup_wait`, for
@@ -140,9 +175,7 @@ impl Server {
     /// join later with `list_changed`. `client` is the session whose client the children's
     /// requests (sampling, elicitation, roots) go to, and whose capabilities they are told.
     pub async fn start_children(&self, client: Option<rmcp::Peer<RoleServer>>) {
-        let Some(children) = &self.inner.children else {
-            return;
-        };
+        let children = &self.inner.children;
         if let Some(peer) = client {
             children.set_upstream(peer);
         }
@@ -174,11 +207,10 @@ impl Server {
     /// Starts the children for a client that skipped `initialize` (a 2026-07-28 client
     /// starts with `server/discover`); after the first request this is one atomic load.
     async fn ensure_children(&self, cx: &RequestContext<RoleServer>) {
-        if self.inner.children.is_some()
-            && !self
-                .inner
-                .started
-                .load(std::sync::atomic::Ordering::Relaxed)
+        if !self
+            .inner
+            .started
+            .load(std::sync::atomic::Ordering::Relaxed)
         {
             self.start_children(Some(cx.peer.clone())).await;
         }
@@ -186,9 +218,7 @@ impl Server {
 
     /// Stops the child servers, within about 1.5 s.
     pub async fn shutdown(&self) {
-        if let Some(children) = &self.inner.children {
-            children.shutdown().await;
-        }
+        self.inner.children.shutdown().await;
     }
 
     /// Swaps in the pool of the children's catalogues as they are now. The server does this
@@ -200,9 +230,15 @@ impl Server {
 
     /// Swaps in the pool of the current catalogues; returns the old and the new one.
     fn rebuild_quietly(&self) -> Option<(Arc<Pool>, Arc<Pool>)> {
-        let children = self.inner.children.as_ref()?;
+        let children = &self.inner.children;
         let _guard = self.inner.rebuild.lock().unwrap_or_else(|p| p.into_inner());
-        let pool = Arc::new(self.inner.base.with_children(&children.catalogs()));
+        let base = self
+            .inner
+            .base
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let pool = Arc::new(base.with_children(&children.catalogs()));
         let mut served = match self.inner.served.write() {
             Ok(served) => served,
             Err(poisoned) => poisoned.into_inner(),
@@ -232,7 +268,7 @@ impl Server {
         let Some((old, new)) = self.rebuild_quietly() else {
             return;
         };
-        let Some(peer) = self.children().and_then(|c| c.upstream_peer()) else {
+        let Some(peer) = self.children().upstream_peer() else {
             return;
         };
         fn same<T: PartialEq, R>(
@@ -389,8 +425,8 @@ impl Server {
     }
 
     /// The child behind the pool's server `index`.
-    fn child(&self, index: usize) -> Option<&std::sync::Arc<crate::child::Child>> {
-        self.inner.children.as_ref()?.children().get(index)
+    fn child(&self, index: usize) -> Option<std::sync::Arc<crate::child::Child>> {
+        self.inner.children.children().get(index).cloned()
     }
 
     /// `prompts/get` without hooks: the prompt filled in.
@@ -568,7 +604,8 @@ impl Server {
     }
 
     /// What this pool serves; the skills extension (SEP-2640) only when there are skills;
-    /// `list_changed` and logging when there are child servers.
+    /// `list_changed` (a reload or a child can change every list) and logging (children's
+    /// log messages) always.
     fn capabilities(pool: &Pool) -> ServerCapabilities {
         let builder = ServerCapabilities::builder()
             .enable_tools()
@@ -579,18 +616,16 @@ impl Server {
         } else {
             builder.enable_skills().build()
         };
-        if !pool.servers.is_empty() {
-            if let Some(tools) = caps.tools.as_mut() {
-                tools.list_changed = Some(true);
-            }
-            if let Some(prompts) = caps.prompts.as_mut() {
-                prompts.list_changed = Some(true);
-            }
-            if let Some(resources) = caps.resources.as_mut() {
-                resources.list_changed = Some(true);
-            }
-            caps.logging = Some(Default::default());
+        if let Some(tools) = caps.tools.as_mut() {
+            tools.list_changed = Some(true);
         }
+        if let Some(prompts) = caps.prompts.as_mut() {
+            prompts.list_changed = Some(true);
+        }
+        if let Some(resources) = caps.resources.as_mut() {
+            resources.list_changed = Some(true);
+        }
+        caps.logging = Some(Default::default());
         caps
     }
 
@@ -1176,9 +1211,7 @@ impl ServerHandler for Server {
         request: rmcp::model::SetLevelRequestParams,
         _context: RequestContext<RoleServer>,
     ) -> Result<(), ErrorData> {
-        if let Some(children) = self.children() {
-            children.set_log_level(request.level).await;
-        }
+        self.children().set_log_level(request.level).await;
         Ok(())
     }
 
@@ -1186,9 +1219,7 @@ impl ServerHandler for Server {
         &self,
         _context: rmcp::service::NotificationContext<RoleServer>,
     ) {
-        if let Some(children) = self.children() {
-            children.roots_changed().await;
-        }
+        self.children().roots_changed().await;
     }
 
     async fn list_skills(

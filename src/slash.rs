@@ -395,8 +395,8 @@ mod tests {
 
     #[tokio::test]
     async fn inline_commands_run_only_when_allowed() {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("n.txt"), "noted").unwrap();
+        let dir = tempfile::tempdir().expect("test step");
+        std::fs::write(dir.path().join("n.txt"), "noted").expect("test step");
         let text = "a !`echo hi` b !{echo {x}} c @{n.txt} d";
         let mut inline = Inline {
             shell: false,

@@ -27,7 +27,7 @@ mod transport;
 use std::collections::{BTreeMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{Signal, killpg};
@@ -214,7 +214,7 @@ impl Upstream {
 }
 
 /// How a stdio child is launched, or where an HTTP one is.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 enum Launch {
     Stdio {
         program: PathBuf,
@@ -258,6 +258,9 @@ pub struct Child {
     lazy: bool,
     request_timeout: Duration,
     shared: Arc<Shared>,
+    /// Cancelled to stop this child alone (a reload removed it); a child of the
+    /// supervisor's shutdown token.
+    stop: CancellationToken,
     state: watch::Sender<State>,
     slot: Mutex<Slot>,
 }
@@ -300,9 +303,10 @@ impl Forward {
 
 /// Every child server of a pool.
 pub struct Supervisor {
-    children: Vec<Arc<Child>>,
+    /// Swapped whole by [`Supervisor::update`].
+    children: Arc<RwLock<Arc<Vec<Arc<Child>>>>>,
     shared: Arc<Shared>,
-    diagnostics: Vec<Diagnostic>,
+    diagnostics: RwLock<Vec<Diagnostic>>,
 }
 
 impl Supervisor {
@@ -320,62 +324,70 @@ impl Supervisor {
         });
         let mut diagnostics = Vec::new();
         let children = (0..pool.servers.len())
-            .map(|i| {
-                let (sref, server) = pool.server(i);
-                let active = &pool.packages[sref.package];
-                let launch = launch(&server.transport, active, workspace);
-                let state = match &launch {
-                    Ok(_) if server.lazy => State::Idle,
-                    Ok(_) => State::Starting,
-                    Err(reason) => {
-                        diagnostics.push(
-                            Diagnostic::error(
-                                &active.package.root,
-                                format!("server `{}` cannot start: {reason}", server.name),
-                            )
-                            .in_package(active.package.id.clone()),
-                        );
-                        State::Failed {
-                            reason: reason.clone(),
-                        }
-                    }
-                };
-                let slot = Slot {
-                    last_error: launch.as_ref().err().cloned(),
-                    ..Slot::default()
-                };
-                Arc::new(Child {
-                    label: sref.label.as_str().into(),
-                    package: active.package.id.clone(),
-                    launch,
-                    lazy: server.lazy,
-                    request_timeout: server
-                        .timeout_ms
-                        .map_or(limits.request, Duration::from_millis),
-                    shared: shared.clone(),
-                    state: watch::Sender::new(state),
-                    slot: Mutex::new(slot),
-                })
-            })
+            .map(|i| Child::new(&shared, pool, i, workspace, &mut diagnostics))
             .collect();
         Supervisor {
-            children,
+            children: Arc::new(RwLock::new(Arc::new(children))),
             shared,
-            diagnostics,
+            diagnostics: RwLock::new(diagnostics),
         }
     }
 
-    pub fn children(&self) -> &[Arc<Child>] {
-        &self.children
+    /// Makes the children those of `pool` (after a reload): a child whose package, name and
+    /// launch are unchanged keeps running; a removed or changed one is stopped; new ones are
+    /// started when the others were. Their catalogues follow with the usual change signal.
+    pub fn update(&self, pool: &Pool, workspace: &Path) {
+        let old = self.children();
+        let mut diagnostics = Vec::new();
+        let children: Vec<Arc<Child>> = (0..pool.servers.len())
+            .map(|i| {
+                let fresh = Child::new(&self.shared, pool, i, workspace, &mut diagnostics);
+                old.iter()
+                    .find(|c| {
+                        c.package == fresh.package
+                            && c.label == fresh.label
+                            && c.launch == fresh.launch
+                            && c.lazy == fresh.lazy
+                            && c.request_timeout == fresh.request_timeout
+                            && !c.stop.is_cancelled()
+                    })
+                    .cloned()
+                    .unwrap_or(fresh)
+            })
+            .collect();
+        let started = old.iter().any(|c| c.slot().started);
+        for child in old.iter() {
+            if !children.iter().any(|c| Arc::ptr_eq(c, child)) {
+                tracing::info!(server = %child.label, "server removed by a reload; stopping it");
+                child.stop.cancel();
+            }
+        }
+        *self.children.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(children);
+        *self.diagnostics.write().unwrap_or_else(|p| p.into_inner()) = diagnostics;
+        if started {
+            self.start();
+        }
+        self.shared.changed();
+    }
+
+    /// The children, aligned with the pool's `servers`.
+    pub fn children(&self) -> Arc<Vec<Arc<Child>>> {
+        self.children
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.children.is_empty()
+        self.children().is_empty()
     }
 
     /// Why servers could not be launched at all.
-    pub fn diagnostics(&self) -> &[Diagnostic] {
-        &self.diagnostics
+    pub fn diagnostics(&self) -> Vec<Diagnostic> {
+        self.diagnostics
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// The client children's requests go to.
@@ -395,7 +407,7 @@ impl Supervisor {
 
     /// Starts every child that is not lazy, in parallel; calling it again does nothing.
     pub fn start(&self) {
-        for child in &self.children {
+        for child in self.children().iter() {
             if !child.lazy {
                 child.clone().ensure_started();
             }
@@ -405,7 +417,7 @@ impl Supervisor {
     /// Waits until no child is starting, or `max` has passed.
     pub async fn settled(&self, max: Duration) {
         let deadline = tokio::time::Instant::now() + max;
-        for child in &self.children {
+        for child in self.children().iter() {
             let mut rx = child.state.subscribe();
             let _ =
                 tokio::time::timeout_at(deadline, rx.wait_for(|s| !matches!(s, State::Starting)))
@@ -415,7 +427,7 @@ impl Supervisor {
 
     /// What each child serves now, aligned with the pool's `servers`.
     pub fn catalogs(&self) -> Vec<Option<Arc<Catalog>>> {
-        self.children
+        self.children()
             .iter()
             .map(|c| c.slot().catalog.clone())
             .collect()
@@ -427,7 +439,7 @@ impl Supervisor {
     }
 
     pub fn status(&self) -> Vec<Status> {
-        self.children.iter().map(|c| c.status()).collect()
+        self.children().iter().map(|c| c.status()).collect()
     }
 
     /// Keeps this process's status file ([`status`]) up to date until shutdown, then
@@ -442,7 +454,12 @@ impl Supervisor {
                 let report = status::Report {
                     pid,
                     cwd: cwd.clone(),
-                    servers: children.iter().map(|c| c.status()).collect(),
+                    servers: children
+                        .read()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .iter()
+                        .map(|c| c.status())
+                        .collect(),
                 };
                 if let Err(err) = status::write(&report) {
                     tracing::debug!("cannot write the status file: {err}");
@@ -474,14 +491,14 @@ impl Supervisor {
             .level
             .lock()
             .unwrap_or_else(|p| p.into_inner()) = Some(level);
-        for child in &self.children {
+        for child in self.children().iter() {
             child.send_log_level().await;
         }
     }
 
     /// Passes the client's `roots/list_changed` to every running child.
     pub async fn roots_changed(&self) {
-        for child in &self.children {
+        for child in self.children().iter() {
             let conn = child.slot().conn.clone();
             if let Some(conn) = conn {
                 let _ = conn.peer.notify_roots_list_changed().await;
@@ -509,7 +526,7 @@ impl Drop for Supervisor {
     fn drop(&mut self) {
         // Without a shutdown (a panic, a test ending), the groups still go.
         self.shared.shutdown.cancel();
-        for child in &self.children {
+        for child in self.children().iter() {
             if let Some(pid) = child.slot().pid {
                 let _ = killpg(Pid::from_raw(pid as i32), Signal::SIGKILL);
             }
@@ -592,6 +609,53 @@ pub fn template_matches(template: &str, uri: &str) -> bool {
 }
 
 impl Child {
+    /// The child of `pool.servers[i]` (not started); a server that cannot be launched (its
+    /// command not found, a variable not set) is failed now, with a diagnostic.
+    fn new(
+        shared: &Arc<Shared>,
+        pool: &Pool,
+        i: usize,
+        workspace: &Path,
+        diagnostics: &mut Vec<Diagnostic>,
+    ) -> Arc<Child> {
+        let (sref, server) = pool.server(i);
+        let active = &pool.packages[sref.package];
+        let launch = launch(&server.transport, active, workspace);
+        let state = match &launch {
+            Ok(_) if server.lazy => State::Idle,
+            Ok(_) => State::Starting,
+            Err(reason) => {
+                diagnostics.push(
+                    Diagnostic::error(
+                        &active.package.root,
+                        format!("server `{}` cannot start: {reason}", server.name),
+                    )
+                    .in_package(active.package.id.clone()),
+                );
+                State::Failed {
+                    reason: reason.clone(),
+                }
+            }
+        };
+        let slot = Slot {
+            last_error: launch.as_ref().err().cloned(),
+            ..Slot::default()
+        };
+        Arc::new(Child {
+            label: sref.label.as_str().into(),
+            package: active.package.id.clone(),
+            launch,
+            lazy: server.lazy,
+            request_timeout: server
+                .timeout_ms
+                .map_or(shared.limits.request, Duration::from_millis),
+            shared: shared.clone(),
+            stop: shared.shutdown.child_token(),
+            state: watch::Sender::new(state),
+            slot: Mutex::new(slot),
+        })
+    }
+
     fn slot(&self) -> std::sync::MutexGuard<'_, Slot> {
         self.slot.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -631,7 +695,7 @@ impl Child {
 
     /// Starts the lifecycle task unless it runs already.
     fn ensure_started(self: Arc<Self>) {
-        if self.launch.is_err() || self.shared.shutdown.is_cancelled() {
+        if self.launch.is_err() || self.stop.is_cancelled() {
             return;
         }
         {
@@ -652,7 +716,7 @@ impl Child {
 
     /// The lifecycle: connect, serve, restart with backoff; ends failed or stopped.
     async fn run(self: Arc<Self>) {
-        let shutdown = self.shared.shutdown.clone();
+        let shutdown = self.stop.clone();
         let mut in_row = 0u32;
         let mut was_ready = false;
         loop {
@@ -780,7 +844,7 @@ impl Child {
         let result = tokio::select! {
             r = tokio::time::timeout(startup, handshake) => r
                 .unwrap_or_else(|_| Err(format!("did not finish its handshake within {startup:?}"))),
-            () = self.shared.shutdown.cancelled() => Err("shut down while starting".into()),
+            () = self.stop.cancelled() => Err("shut down while starting".into()),
         };
         let (running, catalog) = match result {
             Ok(ok) => ok,

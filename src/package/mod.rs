@@ -83,6 +83,9 @@ pub enum Format {
     CodexPlugin,
     /// An AionUi extension: `aion-extension.json`.
     AionExtension,
+    /// An npm package with a `bin` and no manifest of ours: a plain MCP server, run with
+    /// node as the package's one child server.
+    NpmServer,
 }
 
 impl fmt::Display for Format {
@@ -97,6 +100,7 @@ impl fmt::Display for Format {
             Format::GeminiExtension => "gemini-extension",
             Format::CodexPlugin => "codex-plugin",
             Format::AionExtension => "aion-extension",
+            Format::NpmServer => "npm-server",
         })
     }
 }
@@ -425,6 +429,11 @@ pub struct Loaded {
     pub diagnostics: Vec<Diagnostic>,
 }
 
+/// Where a Claude Code marketplace keeps its list, relative to its root.
+pub fn claude_marketplace_file() -> &'static str {
+    claude::MARKETPLACE
+}
+
 /// Reads `rel` below `workspace` (no `..`, no links out), for `@{path}` in prompts.
 pub(crate) fn read_workspace_file(workspace: &Path, rel: &str) -> Result<String, String> {
     read::read_in_root(workspace, rel).map(|(_, text)| text)
@@ -472,7 +481,9 @@ pub fn detect(dir: &Path) -> Option<Format> {
     if let Some(format) = FOREIGN.into_iter().find(|f| detect_foreign(dir, *f)) {
         return Some(format);
     }
-    if manifest.is_some() {
+    if manifest.as_deref().is_some_and(native::has_bin) {
+        Some(Format::NpmServer)
+    } else if manifest.is_some() {
         Some(Format::Native)
     } else if skill::find_entry(dir).is_some() {
         Some(Format::Skill)
@@ -515,6 +526,7 @@ pub fn load(root: &Path, source: Source, id: Option<&str>) -> Loaded {
         },
         Some(Format::Servers) if codex::detect_config(root) => codex::load_config(root, source),
         Some(Format::Servers) => native::load_servers(root, source),
+        Some(Format::NpmServer) => native::load_npm_server(root, source),
         Some(Format::Skill | Format::Skills) => {
             let format = detect(root).unwrap_or(Format::Skills);
             load_skills(

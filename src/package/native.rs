@@ -59,6 +59,118 @@ pub fn detect(dir: &Path) -> Option<PathBuf> {
     manifest.is_file().then_some(manifest)
 }
 
+/// Whether the package.json `manifest` has a `bin` (and is not ours): a plain MCP server.
+pub fn has_bin(manifest: &Path) -> bool {
+    read_text(manifest)
+        .ok()
+        .and_then(|text| serde_json::from_str::<Value>(&text).ok())
+        .is_some_and(|json| {
+            json.get("bin")
+                .is_some_and(|b| b.is_string() || b.is_object())
+        })
+}
+
+/// A plain npm MCP server (a `bin`, no manifest of ours) as a package with one child
+/// server: its `bin` run with node (or as it is, when it is not JavaScript).
+pub fn load_npm_server(root: &Path, source: Source) -> Loaded {
+    let manifest = root.join(MANIFEST);
+    let folder = root
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "package".into());
+    let mut r = Reader {
+        root,
+        manifest: manifest.clone(),
+        package: folder.clone(),
+        key: "bin",
+        on_path: HashMap::new(),
+        diagnostics: Vec::new(),
+    };
+    let json: Map<String, Value> = match read_text(&manifest)
+        .and_then(|t| serde_json::from_str(&t).map_err(|e| format!("invalid JSON: {e}")))
+    {
+        Ok(json) => json,
+        Err(err) => {
+            r.error(err);
+            return Loaded {
+                package: None,
+                diagnostics: r.diagnostics,
+            };
+        }
+    };
+    let text = |key: &str| json.get(key).and_then(Value::as_str).map(str::to_owned);
+    let id = text("name").unwrap_or(folder);
+    r.package = id.clone();
+    let short = id.rsplit('/').next().unwrap_or(&id).to_owned();
+    let bins: Vec<(String, String)> = match json.get("bin") {
+        Some(Value::String(path)) => vec![(short.clone(), path.clone())],
+        Some(Value::Object(map)) => map
+            .iter()
+            .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned())))
+            .collect(),
+        _ => Vec::new(),
+    };
+    let Some((bin_name, bin)) = bins
+        .iter()
+        .find(|(k, _)| *k == short)
+        .or_else(|| bins.iter().find(|(k, _)| k.contains("mcp")))
+        .or(bins.first())
+        .cloned()
+    else {
+        r.error("`bin`: no program to run");
+        return Loaded {
+            package: None,
+            diagnostics: r.diagnostics,
+        };
+    };
+    if bins.len() > 1 {
+        r.info(format!(
+            "`bin` has {} programs; `{bin_name}` is run as the MCP server",
+            bins.len()
+        ));
+    }
+    r.info(format!(
+        "no \"capmux\" object: served as a plain MCP server, `{bin}` run as its one child server"
+    ));
+    let Ok(name) = r.item_name(&bin_name, "server", "bin") else {
+        return Loaded {
+            package: None,
+            diagnostics: r.diagnostics,
+        };
+    };
+    let path = format!("${{pluginRoot}}/{}", bin.trim_start_matches("./"));
+    let javascript = [".js", ".mjs", ".cjs"].iter().any(|e| bin.ends_with(e)) || !bin.contains('.');
+    let (command, args) = if javascript {
+        ("node".to_owned(), vec![path])
+    } else {
+        (path, Vec::new())
+    };
+    let package = Package {
+        version: text("version"),
+        description: text("description"),
+        permissions: BTreeSet::from([Permission::McpServer]),
+        mcp_servers: vec![McpServer {
+            name,
+            description: text("description"),
+            transport: Transport::Stdio {
+                command,
+                args,
+                env: BTreeMap::new(),
+                cwd: None,
+            },
+            lazy: false,
+            timeout_ms: None,
+            include_tools: None,
+            exclude_tools: Vec::new(),
+        }],
+        ..Package::empty(id, source, root, Format::NpmServer)
+    };
+    Loaded {
+        package: Some(package),
+        diagnostics: r.diagnostics,
+    }
+}
+
 /// Whether the package.json `manifest` holds a `"capmux"` or `"aionui"` object.
 pub fn has_object(manifest: &Path) -> bool {
     read_text(manifest)

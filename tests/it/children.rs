@@ -66,7 +66,6 @@ async fn connect(server: Server, capable: bool) -> (Client, Arc<Seen>) {
 fn state_of(server: &Server, label: &str) -> State {
     server
         .children()
-        .expect("children")
         .status()
         .into_iter()
         .find(|s| s.server == label)
@@ -363,7 +362,7 @@ async fn a_crash_fails_the_call_at_once_and_the_child_comes_back() {
         state_of(&server, "kid") == State::Ready && server.pool().tools.contains_key("kid__echo")
     })
     .await;
-    let status = &server.children().expect("children").status()[0];
+    let status = &server.children().status()[0];
     assert_eq!(status.restarts, 1);
     assert!(
         status
@@ -391,7 +390,7 @@ async fn broken_children_are_diagnosed_and_the_others_serve() {
         }),
         "[servers]\nstartup_timeout = 1\nstartup_wait = 3\n",
     );
-    let diagnostics = server.children().expect("children").diagnostics();
+    let diagnostics = server.children().diagnostics();
     assert!(
         diagnostics.iter().any(|d| d
             .message
@@ -440,7 +439,7 @@ async fn a_lazy_child_starts_on_first_use() {
         .iter()
         .position(|s| s.label == "lazy")
         .expect("lazy server");
-    let child = server.children().expect("children").children()[index].clone();
+    let child = server.children().children()[index].clone();
     let result = within(
         "lazy call",
         child.call_tool(
@@ -474,7 +473,6 @@ async fn fifty_children_start_together() {
     assert!(text_of(&echo).contains("\"x\":1"), "{echo:?}");
     let pids: Vec<u32> = server
         .children()
-        .expect("children")
         .status()
         .iter()
         .filter_map(|s| s.pid)

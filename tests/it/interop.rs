@@ -229,3 +229,84 @@ fn packages_of_every_format_work_for_the_python_sdk() {
     let report = run_script(client, home.path());
     assert!(report.contains("7 passed, 0 failed"), "{report}");
 }
+
+#[test]
+fn an_install_and_a_removal_reach_a_connected_client() {
+    let python = interop_python();
+    let home = tempfile::tempdir().expect("tempdir");
+    let tool = json!({ "name": "hello", "description": "says hello", "inputSchema": {"type": "object"},
+                       "command": ["python3", "hello.py"] });
+    let package = support::package(
+        &home.path().join("src"),
+        "greeter",
+        json!({ "permissions": ["shell:execute"], "tools": [tool] }),
+        &[("hello.py", "print('hello from an installed package')\n")],
+    );
+    let mut client = Command::new(&python);
+    client
+        .current_dir(home.path())
+        .arg(support::repo().join("tests/interop/reload_client.py"))
+        .args(["--capmux", env!("CARGO_BIN_EXE_capmux"), "--package"])
+        .arg(&package)
+        .args([
+            "--tool",
+            "greeter__hello",
+            "--expect",
+            "hello from an installed package",
+        ])
+        .arg("--")
+        .arg(env!("CARGO_BIN_EXE_capmux"))
+        .args(["--no-bundled", "serve"]);
+    let report = run_script(client, home.path());
+    assert!(report.contains("3 passed, 0 failed"), "{report}");
+}
+
+/// The npm MCP server installed and called here (pinned; fetched from the npm registry,
+/// its dependencies installed with scripts off).
+const NPM_SERVER: &str = "@modelcontextprotocol/server-everything@2026.8.31";
+
+#[test]
+fn a_published_npm_mcp_server_installs_and_its_tool_answers() {
+    let home = tempfile::tempdir().expect("tempdir");
+    let h = home.path();
+    // npm's cache under target/ makes the second run fast and keeps the user's cache clean.
+    let cache = support::repo().join("target/interop/npm-cache");
+    let run = |args: &[&str]| {
+        let out = capmux(h)
+            .current_dir(h)
+            .env("npm_config_cache", &cache)
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("capmux runs");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "capmux {args:?}:\n{text}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        text
+    };
+    let installed = run(&["install", NPM_SERVER, "--yes"]);
+    assert!(installed.contains("(npm-server)"), "{installed}");
+    let registry: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(h.join("data/capmux/registry.json")).expect("registry"),
+    )
+    .expect("registry JSON");
+    let entry = &registry["packages"]["@modelcontextprotocol/server-everything"];
+    assert_eq!(entry["version"], "2026.8.31");
+    assert!(
+        entry["integrity"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("sha512-"),
+        "{entry}"
+    );
+    let answer = run(&[
+        "--no-bundled",
+        "call",
+        "server-everything__get-sum",
+        r#"{"a": 40, "b": 2}"#,
+    ]);
+    assert!(answer.contains("42"), "{answer}");
+}

@@ -43,6 +43,7 @@ fn explicit(path: &Path) -> Root {
         source: Source::Explicit,
         required: true,
         id: None,
+        entry: None,
     }
 }
 

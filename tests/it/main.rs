@@ -6,6 +6,7 @@ mod children;
 mod cli;
 mod formats;
 mod hooks;
+mod install;
 mod interop;
 mod loader;
 mod runner;

@@ -32,10 +32,16 @@ async fn initialize_says_who_we_are_and_what_we_serve() {
     assert_eq!(server_info.version, env!("CARGO_PKG_VERSION"));
     let caps = &info.capabilities;
     assert!(caps.tools.is_some() && caps.prompts.is_some() && caps.resources.is_some());
-    assert!(
-        caps.logging.is_none(),
-        "capmux does not handle logging/setLevel yet"
-    );
+    // Lists change with a reload (an install while a client is connected) and a child's
+    // log messages are forwarded: both are declared from the start.
+    assert!(caps.logging.is_some());
+    for changes in [
+        caps.tools.as_ref().and_then(|t| t.list_changed),
+        caps.prompts.as_ref().and_then(|p| p.list_changed),
+        caps.resources.as_ref().and_then(|r| r.list_changed),
+    ] {
+        assert_eq!(changes, Some(true));
+    }
     let instructions = info.instructions.as_deref().expect("instructions");
     assert!(
         instructions.starts_with("# House Rules\n\nHouse rules:"),
