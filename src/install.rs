@@ -77,14 +77,16 @@ impl Spec {
             || ((text.starts_with("https://") || text.starts_with("http://"))
                 && !text.ends_with(".tgz"));
         if is_git {
-            let (url, reference) = match text.split_once('#') {
-                Some((u, r)) => (u, Some(r.to_owned())),
-                None => (text, None),
+            // `URL#REF`, `URL#REF:PATH` or `URL#:PATH` (a sub-folder of the repository).
+            let (url, fragment) = text.split_once('#').unwrap_or((text, ""));
+            let (reference, subdir) = match fragment.split_once(':') {
+                Some((r, p)) => (r, Some(p.to_owned()).filter(|p| !p.is_empty())),
+                None => (fragment, None),
             };
             return Spec::Git {
                 url: url.trim_start_matches("git+").to_owned(),
-                reference,
-                subdir: None,
+                reference: Some(reference.to_owned()).filter(|r| !r.is_empty()),
+                subdir,
             };
         }
         let path = cwd.join(text);
@@ -181,6 +183,20 @@ pub fn install(
     consent: &Consent,
     progress: &Progress,
 ) -> Result<Installed, String> {
+    install_named(home, spec_text, cwd, link, consent, progress, None)
+}
+
+/// [`install`]; `name` is the package's name when its format carries none (a marketplace
+/// entry's plugin without a manifest), else the folder fetched is named after its source.
+fn install_named(
+    home: &Home,
+    spec_text: &str,
+    cwd: &Path,
+    link: bool,
+    consent: &Consent,
+    progress: &Progress,
+    name: Option<&str>,
+) -> Result<Installed, String> {
     let registry = home.read()?;
     let spec = Spec::parse(spec_text, cwd, &registry.marketplaces);
     let store = home.store();
@@ -194,7 +210,27 @@ pub fn install(
         .prefix(".staging-")
         .tempdir_in(&store)
         .map_err(|e| format!("cannot create a staging folder in {}: {e}", store.display()))?;
-    let staged = staging.path().join("package");
+    let folder = match (&spec, name) {
+        (_, Some(name)) => slug(name),
+        (Spec::Folder(path), None) => path
+            .file_name()
+            .map_or_else(|| "package".into(), |n| slug(&n.to_string_lossy())),
+        (Spec::Git { url, subdir, .. }, None) => {
+            let last = subdir.as_deref().unwrap_or(url).trim_end_matches('/');
+            slug(
+                last.rsplit('/')
+                    .next()
+                    .unwrap_or("package")
+                    .trim_end_matches(".git"),
+            )
+        }
+        _ => "package".into(),
+    };
+    let staged = staging.path().join(if folder.is_empty() {
+        "package".into()
+    } else {
+        folder
+    });
     let mut fetched = Fetched::default();
     let (kind, source, root) = match &spec {
         Spec::Folder(path) if link => {
@@ -463,20 +499,10 @@ fn install_from_marketplace(
                     if !url.contains("://") && !url.starts_with("git@") {
                         url = format!("https://github.com/{url}.git");
                     }
-                    if let Some(path) = text("path") {
-                        return install_git_subdir(
-                            home,
-                            &url,
-                            reference.as_deref(),
-                            &path,
-                            cwd,
-                            consent,
-                            progress,
-                        );
-                    }
-                    match reference {
-                        Some(r) => format!("{url}#{r}"),
-                        None => url,
+                    match (reference, text("path")) {
+                        (r, Some(path)) => format!("{url}#{}:{path}", r.unwrap_or_default()),
+                        (Some(r), None) => format!("{url}#{r}"),
+                        (None, None) => url,
                     }
                 }
                 Some("npm") => {
@@ -496,7 +522,7 @@ fn install_from_marketplace(
         _ => return Err(format!("plugin `{name}` has no `source`")),
     };
     if let Some(spec) = remote {
-        return install(home, &spec, cwd, false, consent, progress);
+        return install_named(home, &spec, cwd, false, consent, progress, Some(name));
     }
     // A plugin in the marketplace's own copy: served from there, picked by name.
     let loaded = package::load_all(&m.path, Source::User, None);
@@ -549,31 +575,6 @@ fn install_from_marketplace(
         summary,
         diagnostics: Vec::new(),
     })
-}
-
-/// A `git-subdir` source: the sub-folder of a clone, installed as a folder.
-fn install_git_subdir(
-    home: &Home,
-    url: &str,
-    reference: Option<&str>,
-    path: &str,
-    cwd: &Path,
-    consent: &Consent,
-    progress: &Progress,
-) -> Result<Installed, String> {
-    let tmp = tempfile::tempdir().map_err(|e| e.to_string())?;
-    let dest = tmp.path().join("sub");
-    git_fetch(url, reference, Some(path), tmp.path(), &dest, progress)?;
-    let mut installed = install(
-        home,
-        &dest.display().to_string(),
-        cwd,
-        false,
-        consent,
-        progress,
-    )?;
-    installed.entry.source = format!("{url}#{}:{path}", reference.unwrap_or("HEAD"));
-    Ok(installed)
 }
 
 /// `capmux marketplace add SPEC`: a copy of the marketplace in the store, by its name.
@@ -1251,6 +1252,14 @@ mod tests {
                 url: "https://github.com/o/r.git".into(),
                 reference: Some("v1".into()),
                 subdir: None
+            }
+        );
+        assert_eq!(
+            Spec::parse("file:///r#:plugins/x", cwd, &none),
+            Spec::Git {
+                url: "file:///r".into(),
+                reference: None,
+                subdir: Some("plugins/x".into())
             }
         );
         assert_eq!(

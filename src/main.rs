@@ -24,6 +24,7 @@ Examples:
   capmux --package claude_desktop_config.json serve   serve the MCP servers of a config file
   capmux --package ~/src/claude-plugin serve     a Claude Code plugin (or Gemini, Codex, AionUi extension)
   capmux status                                  the child servers of each running capmux serve
+  capmux install github:owner/plugin --yes       install a package (npm, git, folder, marketplace)
   capmux prompt --provider claude                print the merged system prompt
   capmux compose 'Fix the login bug'             the first message for an agent host
 

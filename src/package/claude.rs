@@ -581,8 +581,8 @@ pub fn load_marketplace(root: &Path, source: Source) -> Vec<Loaded> {
                 top.info(
                     &file,
                     format!(
-                        "plugins[{i}] `{entry_name}` comes from {how} ({}); it is listed, not loaded: fetch it and point capmux at the folder",
-                        Value::Object(remote.clone())
+                        "plugins[{i}] `{entry_name}` comes from {how} ({}); it is listed, not loaded: `capmux marketplace add` this marketplace, then `capmux install {entry_name}@{market}`",
+                        Value::Object(remote.clone()),
                     ),
                 );
                 continue;

@@ -536,7 +536,7 @@ pub fn load(root: &Path, source: Source, id: Option<&str>) -> Loaded {
                 id.map_or_else(|| folder_id(root), str::to_owned),
             )
         }
-        Some(_) => load_foreign(root, source),
+        Some(_) => load_foreign(root, source, id),
         None => Loaded {
             package: None,
             diagnostics: vec![Diagnostic::error(
@@ -547,8 +547,9 @@ pub fn load(root: &Path, source: Source, id: Option<&str>) -> Loaded {
     }
 }
 
-/// The formats of other agents at `root`, read into one package (see `foreign`).
-fn load_foreign(root: &Path, source: Source) -> Loaded {
+/// The formats of other agents at `root`, read into one package (see `foreign`); `id`
+/// names it when no format does (a Claude Code plugin without manifest).
+fn load_foreign(root: &Path, source: Source, id: Option<&str>) -> Loaded {
     let formats: Vec<Format> = FOREIGN
         .into_iter()
         .filter(|f| detect_foreign(root, *f))
@@ -564,9 +565,11 @@ fn load_foreign(root: &Path, source: Source) -> Loaded {
         .iter()
         .filter_map(|f| Some((*f, name_of(*f)?)))
         .collect();
-    let id = names
-        .first()
-        .map_or_else(|| folder_id(root), |(_, n)| n.clone());
+    let id = match (names.first(), id) {
+        (Some((_, n)), _) => n.clone(),
+        (None, Some(id)) => id.to_owned(),
+        (None, None) => folder_id(root),
+    };
     let Some(&first) = formats.first() else {
         return Loaded::default();
     };

@@ -512,3 +512,109 @@ fn a_marketplace_plugin_installs_by_name() {
     ok(h, &["remove", "alpha"]);
     assert!(!ok(h, &["--no-bundled", "list"]).contains("alpha "));
 }
+
+#[test]
+fn marketplace_entries_from_git_install_from_their_source() {
+    let home = tempfile::tempdir().expect("tempdir");
+    let h = home.path();
+    // One repository holding a plugin at its root and another in a sub-folder.
+    let repo = h.join("repo");
+    std::fs::create_dir_all(repo.join("plugins/sub/commands")).expect("mkdir");
+    std::fs::create_dir_all(repo.join(".claude-plugin")).expect("mkdir");
+    std::fs::create_dir_all(repo.join("commands")).expect("mkdir");
+    std::fs::write(
+        repo.join(".claude-plugin/plugin.json"),
+        r#"{"name": "rooted", "version": "3.0.0"}"#,
+    )
+    .expect("write");
+    std::fs::write(repo.join("commands/r.md"), "Root command.").expect("write");
+    std::fs::write(repo.join("plugins/sub/commands/s.md"), "Sub command.").expect("write");
+    git(&repo, &["init", "-q", "-b", "main"]);
+    git(&repo, &["add", "."]);
+    git(&repo, &["commit", "-qm", "one"]);
+    git(&repo, &["tag", "v3"]);
+    let url = format!("file://{}", repo.display());
+    let market = h.join("market");
+    std::fs::create_dir_all(market.join(".claude-plugin")).expect("mkdir");
+    let manifest = json!({"name": "gitmarket", "owner": {"name": "t"}, "plugins": [
+        {"name": "rooted", "source": {"source": "url", "url": url, "ref": "v3"}},
+        {"name": "sub", "source": {"source": "git-subdir", "url": url, "path": "plugins/sub"}},
+    ]});
+    std::fs::write(
+        market.join(".claude-plugin/marketplace.json"),
+        manifest.to_string(),
+    )
+    .expect("write");
+    ok(h, &["marketplace", "add", market.to_str().expect("utf-8")]);
+    ok(h, &["install", "rooted@gitmarket", "--yes"]);
+    ok(h, &["install", "sub@gitmarket", "--yes"]);
+    let reg = registry(h);
+    assert_eq!(reg["packages"]["rooted"]["kind"], "git");
+    assert_eq!(reg["packages"]["rooted"]["version"], "3.0.0");
+    assert!(
+        reg["packages"]["rooted"]["commit"]
+            .as_str()
+            .is_some_and(|c| c.len() == 40)
+    );
+    assert!(
+        reg["packages"]["sub"]["source"]
+            .as_str()
+            .expect("source")
+            .ends_with("#:plugins/sub")
+    );
+    let list = ok(h, &["--no-bundled", "list"]);
+    assert!(list.contains("rooted") && list.contains("sub"), "{list}");
+}
+
+#[test]
+fn a_corrupt_registry_is_an_error_that_changes_nothing() {
+    let home = tempfile::tempdir().expect("tempdir");
+    let h = home.path();
+    let src = native_package(&h.join("src"), "one", "1.0.0", "x");
+    ok(h, &["install", src.to_str().expect("utf-8"), "--yes"]);
+    ok(h, &["disable", "one"]);
+    let file = h.join("data/capmux/registry.json");
+    std::fs::write(&file, "{ \"version\": 1, \"packages\": {").expect("write");
+    let err = fails(h, &["enable", "one"]);
+    assert!(
+        err.contains("is corrupt") && err.contains("registry.json.bak"),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&file).expect("read"),
+        "{ \"version\": 1, \"packages\": {"
+    );
+    let backup: Value = serde_json::from_str(
+        &std::fs::read_to_string(h.join("data/capmux/registry.json.bak")).expect("backup"),
+    )
+    .expect("the backup is JSON");
+    assert!(backup["packages"]["one"].is_object());
+    let list = run(h, &["--no-bundled", "list"]);
+    assert!(
+        String::from_utf8_lossy(&list.stdout).contains("is corrupt")
+            || String::from_utf8_lossy(&list.stderr).contains("is corrupt")
+    );
+}
+
+#[test]
+fn an_update_that_asks_for_more_permissions_is_held_until_granted() {
+    let home = tempfile::tempdir().expect("tempdir");
+    let h = home.path();
+    let src = native_package(&h.join("src"), "grows", "1.0.0", "v1");
+    ok(h, &["install", src.to_str().expect("utf-8"), "--yes"]);
+    let manifest = src.join("package.json");
+    let mut json: Value =
+        serde_json::from_str(&std::fs::read_to_string(&manifest).expect("read")).expect("json");
+    json["version"] = "2.0.0".into();
+    json["capmux"]["permissions"] = json!(["shell:execute", "network:fetch"]);
+    std::fs::write(&manifest, json.to_string()).expect("write");
+    let out = ok(h, &["update", "grows"]);
+    assert!(
+        out.contains("asks for more permissions: network:fetch"),
+        "{out}"
+    );
+    assert!(!ok(h, &["--no-bundled", "tools"]).contains("grows__hello"));
+    assert!(fails(h, &["enable", "grows"]).contains("capmux grant grows network:fetch"));
+    ok(h, &["grant", "grows", "network:fetch"]);
+    assert!(ok(h, &["--no-bundled", "tools"]).contains("grows__hello"));
+}
