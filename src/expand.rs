@@ -82,6 +82,19 @@ pub fn literal(text: &str) -> String {
     translate(text, |_| None)
 }
 
+/// A setting key as part of an environment variable's name: `api-base` is `API_BASE`.
+pub fn env_name(key: &str) -> String {
+    key.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_uppercase()
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
 fn lookup(name: &str, vars: &Vars<'_>) -> Result<String, String> {
     match name {
         "pluginRoot" => Ok(vars.plugin_root.display().to_string()),

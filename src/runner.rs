@@ -213,16 +213,7 @@ impl Runner {
         }
         env.extend(active.env(&self.workspace));
         for (key, value) in &active.settings {
-            let name: String = key
-                .chars()
-                .map(|c| {
-                    if c.is_ascii_alphanumeric() {
-                        c.to_ascii_uppercase()
-                    } else {
-                        '_'
-                    }
-                })
-                .collect();
+            let name = crate::expand::env_name(key);
             let value = match value {
                 Value::String(s) => s.clone(),
                 other => other.to_string(),

@@ -240,6 +240,8 @@ struct Shared {
     statuses: watch::Sender<u64>,
     shutdown: CancellationToken,
     tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+    /// Whether `start` was called: children a reload adds start at once.
+    started: std::sync::atomic::AtomicBool,
 }
 
 impl Shared {
@@ -321,6 +323,7 @@ impl Supervisor {
             statuses: watch::Sender::new(0),
             shutdown: CancellationToken::new(),
             tasks: Mutex::new(Vec::new()),
+            started: std::sync::atomic::AtomicBool::new(false),
         });
         let mut diagnostics = Vec::new();
         let children = (0..pool.servers.len())
@@ -355,7 +358,6 @@ impl Supervisor {
                     .unwrap_or(fresh)
             })
             .collect();
-        let started = old.iter().any(|c| c.slot().started);
         for child in old.iter() {
             if !children.iter().any(|c| Arc::ptr_eq(c, child)) {
                 tracing::info!(server = %child.label, "server removed by a reload; stopping it");
@@ -364,7 +366,11 @@ impl Supervisor {
         }
         *self.children.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(children);
         *self.diagnostics.write().unwrap_or_else(|p| p.into_inner()) = diagnostics;
-        if started {
+        if self
+            .shared
+            .started
+            .load(std::sync::atomic::Ordering::SeqCst)
+        {
             self.start();
         }
         self.shared.changed();
@@ -407,6 +413,9 @@ impl Supervisor {
 
     /// Starts every child that is not lazy, in parallel; calling it again does nothing.
     pub fn start(&self) {
+        self.shared
+            .started
+            .store(true, std::sync::atomic::Ordering::SeqCst);
         for child in self.children().iter() {
             if !child.lazy {
                 child.clone().ensure_started();

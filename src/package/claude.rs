@@ -78,11 +78,9 @@ pub fn detect_marketplace(dir: &Path) -> bool {
     dir.join(MARKETPLACE).is_file()
 }
 
-/// The name a plugin at `root` is known by: its manifest's, else its folder's.
+/// The name its manifest gives it.
 pub fn name(root: &Path) -> Option<String> {
-    let text = std::fs::read_to_string(root.join(MANIFEST)).ok()?;
-    let json: Value = serde_json::from_str(&text).ok()?;
-    json.get("name")?.as_str().map(str::to_owned)
+    foreign::manifest_name(root, MANIFEST)
 }
 
 /// Reads the plugin at the build's root into it.
@@ -347,16 +345,7 @@ fn user_config(b: &mut Build<'_>, file: &Path, config: &Value) {
             required: o.get("required").and_then(Value::as_bool).unwrap_or(false),
             options: Vec::new(),
         };
-        let env_key: String = key
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() {
-                    c.to_ascii_uppercase()
-                } else {
-                    '_'
-                }
-            })
-            .collect();
+        let env_key = crate::expand::env_name(key);
         b.pkg.env.insert(
             format!("CLAUDE_PLUGIN_OPTION_{env_key}"),
             format!("${{settings.{key}}}"),

@@ -40,13 +40,9 @@ pub fn detect(dir: &Path) -> bool {
     dir.join(MANIFEST).is_file()
 }
 
+/// The name its manifest gives it.
 pub fn name(root: &Path) -> Option<String> {
-    let text = std::fs::read_to_string(root.join(MANIFEST)).ok()?;
-    let json: Value = serde_json::from_str(&text).ok()?;
-    json.get("name")?
-        .as_str()
-        .filter(|n| !n.is_empty())
-        .map(str::to_owned)
+    super::foreign::manifest_name(root, MANIFEST)
 }
 
 pub(crate) fn read(b: &mut Build<'_>) {

@@ -768,6 +768,16 @@ impl<'a> Build<'a> {
     }
 }
 
+/// The `name` of the JSON manifest `rel` at `root`, when it has a non-empty one.
+pub(crate) fn manifest_name(root: &Path, rel: &str) -> Option<String> {
+    let text = super::read::read_text(&root.join(rel)).ok()?;
+    let json: Value = serde_json::from_str(&text).ok()?;
+    json.get("name")?
+        .as_str()
+        .filter(|n| !n.is_empty())
+        .map(str::to_owned)
+}
+
 /// Claude Code's events capmux sees, and what they are here.
 const CLAUDE_EVENTS: &[(&str, HookEvent)] = &[
     ("PreToolUse", HookEvent::BeforeToolCall),

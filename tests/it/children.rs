@@ -879,3 +879,72 @@ fn a_client_that_skips_initialize_still_gets_the_children() {
     drop(capmux.stdin.take());
     assert!(capmux.wait().expect("capmux exits").success());
 }
+
+#[tokio::test]
+async fn a_reload_starts_new_children_keeps_unchanged_ones_and_stops_removed_ones() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // At first nothing: the server starts without a single child.
+    let server = support::server(&[], "", dir.path());
+    let (client, seen) = connect(server.clone(), false).await;
+    assert!(
+        tool_names(&client)
+            .await
+            .iter()
+            .all(|t| !t.starts_with("kid"))
+    );
+
+    let reload = |servers: Value| {
+        let file = servers_file(dir.path(), servers);
+        support::load(&[file], "", dir.path()).pool
+    };
+    let changes = |seen: &Seen| seen.tool_list_changed.load(Ordering::SeqCst);
+    let before = changes(&seen);
+    server
+        .reload(reload(json!({ "kid": {}, "other": {} })))
+        .await;
+    wait_for("list_changed after adding two servers", || {
+        changes(&seen) > before
+    })
+    .await;
+    wait_for("both children ready", || {
+        server
+            .children()
+            .status()
+            .iter()
+            .all(|s| s.state == State::Ready)
+    })
+    .await;
+    let names = tool_names(&client).await;
+    assert!(names.contains(&"kid__echo".to_owned()) && names.contains(&"other__echo".to_owned()));
+    assert_eq!(
+        text_of(&support::call(&client, "kid__echo", json!({ "text": "hi" })).await),
+        "hi"
+    );
+    let pid_of = |label: &str| {
+        server
+            .children()
+            .status()
+            .into_iter()
+            .find(|s| s.server == label)
+            .and_then(|s| s.pid)
+    };
+    let (kid, other) = (pid_of("kid"), pid_of("other"));
+
+    // `other` goes, `kid` stays: the same process serves it.
+    let before = changes(&seen);
+    server.reload(reload(json!({ "kid": {} }))).await;
+    wait_for("list_changed after removing a server", || {
+        changes(&seen) > before
+    })
+    .await;
+    let names = tool_names(&client).await;
+    assert!(names.contains(&"kid__echo".to_owned()));
+    assert!(!names.iter().any(|n| n.starts_with("other__")), "{names:?}");
+    assert_eq!(pid_of("kid"), kid, "an unchanged child keeps running");
+    assert!(
+        support::gone(other.expect("other had a pid")),
+        "a removed child is stopped"
+    );
+    client.cancel().await.expect("close");
+    server.shutdown().await;
+}
