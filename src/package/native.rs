@@ -316,7 +316,10 @@ fn read_package(
     // Item lists: an error inside one item drops that item; a list of the wrong type drops
     // the list. Neither stops the package.
     let settings = read_settings(r, m).unwrap_or_default();
-    let system_prompts = read_system_prompts(r, m).unwrap_or_default();
+    let mut system_prompts = read_system_prompts(r, m).unwrap_or_default();
+    if format == Format::AionuiRfc {
+        read_rules(r, &mut system_prompts);
+    }
     let prompts = read_prompts(r, m).unwrap_or_default();
     let tools = read_tools(r, m, format, &permissions).unwrap_or_default();
     let skills = read_skills(r, m).unwrap_or_default();
@@ -510,6 +513,39 @@ fn read_system_prompt(r: &mut Reader<'_>, item: &Value, at: &str) -> Parsed<Syst
         providers,
         file,
     })
+}
+
+/// The AionUi RFC's `rules/*.md` (its assistants' static rule files), in name order, as
+/// system prompts; one a `systemPrompts` entry names already is not added twice.
+fn read_rules(r: &mut Reader<'_>, prompts: &mut Vec<SystemPrompt>) {
+    let Ok(entries) = std::fs::read_dir(r.root.join("rules")) else {
+        return;
+    };
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "md"))
+        .collect();
+    files.sort();
+    for path in files {
+        let rel = path.strip_prefix(r.root).unwrap_or(&path).to_path_buf();
+        let same = |f: &PathBuf| r.root.join(f).canonicalize().ok() == path.canonicalize().ok();
+        if prompts.iter().any(|p| p.file.as_ref().is_some_and(same)) {
+            continue;
+        }
+        match read_text(&path) {
+            Ok(content) => prompts.push(SystemPrompt {
+                content,
+                priority: DEFAULT_PRIORITY,
+                providers: None,
+                file: Some(rel),
+            }),
+            Err(err) => {
+                r.push(Severity::Error, &path, err);
+            }
+        }
+    }
 }
 
 fn read_prompts(r: &mut Reader<'_>, m: &Map<String, Value>) -> Parsed<Vec<Prompt>> {

@@ -422,7 +422,25 @@ fn an_aionui_package_loads_as_native_and_skips_what_only_javascript_can_run() {
         package.mcp_servers.is_empty(),
         "servers configured in JavaScript are not served"
     );
-    assert!(package.system_prompts.is_empty());
+    // Its static rules files are system prompts, in name order.
+    let rules: Vec<(&str, Option<&std::path::Path>)> = package
+        .system_prompts
+        .iter()
+        .map(|p| (p.content.trim(), p.file.as_deref()))
+        .collect();
+    assert_eq!(
+        rules,
+        [
+            (
+                "Quote page numbers when citing a PDF.",
+                Some(std::path::Path::new("rules/01-citing.md"))
+            ),
+            (
+                "Never upload a PDF anywhere.",
+                Some(std::path::Path::new("rules/02-privacy.md"))
+            ),
+        ]
+    );
     assert!(package.prompts.is_empty());
     assert!(package.hooks.is_empty());
     assert_eq!(
