@@ -333,48 +333,18 @@ fn install_named(
         }
         dest
     };
-    let requested: BTreeSet<String> = package.permissions.iter().map(|p| p.to_string()).collect();
     let summary = summary(&package, &source, &path);
-    let id = package.id.clone();
-
-    // Consent, then the registry: grants follow what the user said; an update keeps the
-    // grants it had and is held when it asks for more.
-    let ask_text = format!("{summary}\nGrant these permissions and enable `{id}`?");
-    let mut entry = Entry {
+    let fetch = Fetch {
         source,
         kind,
-        version: package.version.clone(),
         commit: fetched.commit.clone(),
         integrity: fetched.integrity.clone(),
         digest,
         path: path.clone(),
         entry: None,
-        enabled: true,
-        held: None,
-        requested: requested.clone(),
-        grants: BTreeSet::new(),
-        settings: BTreeMap::new(),
-        installed_at: registry::now(),
     };
-    let previous = registry.packages.get(&id).cloned();
-    let asked_yes = consent.yes
-        || requested
-            .iter()
-            .all(|p| consent.grants.iter().any(|g| g.as_str() == p))
-        || match (&previous, consent.ask) {
-            (Some(_), _) => false,
-            (None, Some(ask)) if !requested.is_empty() => ask(&ask_text),
-            _ => false,
-        };
-    decide(&mut entry, previous.as_ref(), consent, asked_yes);
-    let old_path = home.update(|reg| {
-        let old = reg.packages.insert(id.clone(), entry.clone());
-        if let Some(old) = &old {
-            entry.settings = old.settings.clone();
-            reg.packages.insert(id.clone(), entry.clone());
-        }
-        Ok(old.map(|o| o.path))
-    })?;
+    let (entry, old_path) = record(home, &registry, &package, fetch, consent, &summary)?;
+    let id = package.id.clone();
     if let Some(old) = old_path
         && old != path
         && old.starts_with(&store)
@@ -389,6 +359,70 @@ fn install_named(
         summary,
         diagnostics,
     })
+}
+
+/// Where an installed package is and what was fetched.
+struct Fetch {
+    source: String,
+    kind: Kind,
+    commit: Option<String>,
+    integrity: Option<String>,
+    digest: Option<String>,
+    path: PathBuf,
+    entry: Option<String>,
+}
+
+/// Consent, then the registry: a new package's grants are what the user said (asked on a
+/// terminal after `summary`); an update keeps its grants and settings and is held when it
+/// asks for more. Returns the entry and the path of the version it replaced.
+fn record(
+    home: &Home,
+    registry: &Registry,
+    package: &Package,
+    fetch: Fetch,
+    consent: &Consent,
+    summary: &str,
+) -> Result<(Entry, Option<PathBuf>), String> {
+    let id = package.id.clone();
+    let requested: BTreeSet<String> = package.permissions.iter().map(|p| p.to_string()).collect();
+    let previous = registry.packages.get(&id).cloned();
+    let yes = consent.yes
+        || requested
+            .iter()
+            .all(|p| consent.grants.iter().any(|g| g.as_str() == p))
+        || (previous.is_none()
+            && !requested.is_empty()
+            && consent.ask.is_some_and(|ask| {
+                ask(&format!(
+                    "{summary}\nGrant these permissions and enable `{id}`?"
+                ))
+            }));
+    let mut entry = Entry {
+        source: fetch.source,
+        kind: fetch.kind,
+        version: package.version.clone(),
+        commit: fetch.commit,
+        integrity: fetch.integrity,
+        digest: fetch.digest,
+        path: fetch.path,
+        entry: fetch.entry,
+        enabled: true,
+        held: None,
+        requested,
+        grants: BTreeSet::new(),
+        settings: BTreeMap::new(),
+        installed_at: registry::now(),
+    };
+    decide(&mut entry, previous.as_ref(), consent, yes);
+    let old = home.update(|reg| {
+        let old = reg.packages.get(&id).cloned();
+        if let Some(old) = &old {
+            entry.settings = old.settings.clone();
+        }
+        reg.packages.insert(id.clone(), entry.clone());
+        Ok(old.map(|o| o.path))
+    })?;
+    Ok((entry, old))
 }
 
 /// Sets the grants and enabled state of a new or updated entry.
@@ -536,38 +570,17 @@ fn install_from_marketplace(
                 m.path.display()
             )
         })?;
-    let requested: BTreeSet<String> = package.permissions.iter().map(|p| p.to_string()).collect();
     let summary = summary(&package, &format!("{name}@{market}"), &package.root);
-    let mut entry = Entry {
+    let fetch = Fetch {
         source: format!("{name}@{market}"),
         kind: Kind::Marketplace,
-        version: package.version.clone(),
         commit: m.commit.clone(),
         integrity: None,
         digest: Some(tree_digest(&m.path)?),
         path: m.path.clone(),
         entry: Some(name.to_owned()),
-        enabled: true,
-        held: None,
-        requested: requested.clone(),
-        grants: BTreeSet::new(),
-        settings: BTreeMap::new(),
-        installed_at: registry::now(),
     };
-    let previous = registry.packages.get(name).cloned();
-    let ask_text = format!("{summary}\nGrant these permissions and enable `{name}`?");
-    let yes = consent.yes
-        || requested
-            .iter()
-            .all(|p| consent.grants.iter().any(|g| g.as_str() == p))
-        || (previous.is_none()
-            && !requested.is_empty()
-            && consent.ask.is_some_and(|ask| ask(&ask_text)));
-    decide(&mut entry, previous.as_ref(), consent, yes);
-    home.update(|reg| {
-        reg.packages.insert(name.to_owned(), entry.clone());
-        Ok(())
-    })?;
+    let (entry, _) = record(home, registry, &package, fetch, consent, &summary)?;
     progress.finish();
     Ok(Installed {
         id: name.to_owned(),
