@@ -111,6 +111,14 @@ impl<'a> Build<'a> {
         }
     }
 
+    /// The JSON manifest `rel` of the package, read once, with its path.
+    pub fn manifest(&mut self, rel: &str) -> Option<(PathBuf, Map<String, Value>)> {
+        let file = self.r.root.join(rel);
+        self.first_time(&file);
+        let m = self.json(&file)?;
+        Some((file, m))
+    }
+
     /// The frontmatter (empty when there is none) and body of a Markdown file.
     pub fn markdown(&mut self, file: &Path) -> Option<(Map<String, Value>, String)> {
         let text = match read_text(file) {

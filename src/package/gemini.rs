@@ -42,9 +42,7 @@ pub fn name(root: &Path) -> Option<String> {
 }
 
 pub(crate) fn read(b: &mut Build<'_>) {
-    let file = b.r.root.join(MANIFEST);
-    b.first_time(&file);
-    let Some(m) = b.json(&file) else {
+    let Some((file, m)) = b.manifest(MANIFEST) else {
         return;
     };
     let root = b.r.root.to_path_buf();
