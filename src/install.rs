@@ -2,8 +2,8 @@
 //! folders and marketplaces into the store, recorded in the registry.
 //!
 //! Nothing a package ships runs during an install: npm packages are fetched with
-//! `npm pack --ignore-scripts` and extracted here; a package whose servers need
-//! `node_modules` gets its dependencies with `npm install --ignore-scripts --omit=dev`; git
+//! `npm pack --ignore-scripts` and extracted here; a package whose servers or tools run
+//! node gets its dependencies with `npm install --ignore-scripts --omit=dev`; git
 //! sources are shallow clones. Extraction and copies accept regular files and folders only:
 //! no links, no absolute or `..` paths, no two names that collide on a case-insensitive
 //! disk, and caps on file count and size. Everything is staged in a temporary folder inside
@@ -306,7 +306,7 @@ fn install_named(
         }
         _ => unreachable!("one root gives one package unless it is a marketplace"),
     };
-    if package.format == Format::NpmServer && kind != Kind::Link && needs_dependencies(&root) {
+    if kind != Kind::Link && runs_node(&package) && needs_dependencies(&root) {
         progress.step("installing dependencies (scripts off)");
         npm_dependencies(&root)?;
     }
@@ -854,6 +854,25 @@ fn npm_pack(spec: &str, dir: &Path) -> Result<Fetched, String> {
             .map(str::to_owned),
         commit: None,
     })
+}
+
+/// Whether the package's servers or tools run node (then they need its `node_modules`).
+fn runs_node(package: &Package) -> bool {
+    let node = |program: &str| {
+        let name = program.rsplit('/').next().unwrap_or(program);
+        name == "node" || name == "npx" || name.ends_with(".js") || name.ends_with(".mjs")
+    };
+    package.format == Format::NpmServer
+        || package.mcp_servers.iter().any(|s| match &s.transport {
+            Transport::Stdio { command, args, .. } => {
+                node(command) || args.first().is_some_and(|a| node(a))
+            }
+            _ => false,
+        })
+        || package.tools.iter().any(|t| {
+            let ToolHandler::Command { argv, .. } = &t.handler;
+            argv.first().is_some_and(|a| node(a))
+        })
 }
 
 fn needs_dependencies(root: &Path) -> bool {

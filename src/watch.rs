@@ -23,9 +23,19 @@ const MAX_DIRS: usize = 2000;
 /// Reloads `server` whenever what it serves changes on disk, until the process ends.
 pub async fn run(server: Server, options: Options, mut known: Vec<Diagnostic>) {
     let (tx, mut rx) = mpsc::unbounded_channel::<()>();
+    // A `--config FILE` is watched through its folder (editors replace files by rename);
+    // of that folder only the file itself counts (`--config /dev/null` watches /dev).
+    let config = options.config.as_ref().map(|f| options.cwd.join(f));
+    let relevant = move |path: &Path| match &config {
+        Some(file) => path == file || path.parent() != file.parent(),
+        None => true,
+    };
     let mut watcher =
         match notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-            if event.is_ok_and(|e| !matches!(e.kind, notify::EventKind::Access(_))) {
+            if event.is_ok_and(|e| {
+                !matches!(e.kind, notify::EventKind::Access(_))
+                    && e.paths.iter().any(|p| relevant(p))
+            }) {
                 let _ = tx.send(());
             }
         }) {
