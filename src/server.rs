@@ -342,9 +342,15 @@ impl Server {
         let hooks = &served.hooks;
         // The names a hook's matcher may use: ours, the tool's own, and what Claude Code
         // and Gemini CLI would call it (as capmux's tool, and as the child server's own).
-        let mut all_names = vec![format!("mcp__capmux__{name}")];
+        // Built only when a tool hook may read them: a call without hooks allocates none.
+        let tool_hooks =
+            hooks.has(HookEvent::BeforeToolCall) || hooks.has(HookEvent::AfterToolCall);
+        let mut all_names = Vec::new();
+        if tool_hooks {
+            all_names.push(format!("mcp__capmux__{name}"));
+        }
         if let ToolRoute::Child { server, .. } = entry.route
-            && (hooks.has(HookEvent::BeforeToolCall) || hooks.has(HookEvent::AfterToolCall))
+            && tool_hooks
         {
             let (server_ref, spec) = pool.server(server);
             let package = &pool.packages[server_ref.package].package.id;

@@ -471,8 +471,8 @@ pub fn detect(dir: &Path) -> Option<Format> {
     if native::detect_servers(dir) || codex::detect_config(dir) {
         return Some(Format::Servers);
     }
-    let manifest = native::detect(dir);
-    if manifest.as_deref().is_some_and(native::has_object) {
+    let manifest = native::detect(dir).map(|m| native::inspect(&m));
+    if manifest == Some(native::Kind::Ours) {
         return Some(Format::Native);
     }
     if claude::detect_marketplace(dir) {
@@ -481,7 +481,7 @@ pub fn detect(dir: &Path) -> Option<Format> {
     if let Some(format) = FOREIGN.into_iter().find(|f| detect_foreign(dir, *f)) {
         return Some(format);
     }
-    if manifest.as_deref().is_some_and(native::has_bin) {
+    if manifest == Some(native::Kind::Bin) {
         Some(Format::NpmServer)
     } else if manifest.is_some() {
         Some(Format::Native)
@@ -496,10 +496,11 @@ pub fn detect(dir: &Path) -> Option<Format> {
 
 /// Loads the packages at `root`: one, or one per plugin of a Claude Code marketplace.
 pub fn load_all(root: &Path, source: Source, id: Option<&str>) -> Vec<Loaded> {
-    if claude::detect_marketplace(root) && detect(root) == Some(Format::ClaudePlugin) {
+    let format = detect(root);
+    if format == Some(Format::ClaudePlugin) && claude::detect_marketplace(root) {
         claude::load_marketplace(root, source)
     } else {
-        vec![load(root, source, id)]
+        vec![load_as(root, format, source, id)]
     }
 }
 
@@ -507,7 +508,12 @@ pub fn load_all(root: &Path, source: Source, id: Option<&str>) -> Vec<Loaded> {
 /// carries no name (a skill folder); by default it is the folder's name, and a folder named
 /// `skills` is called after its parent (`~/.agents/skills` is `agents-skills`).
 pub fn load(root: &Path, source: Source, id: Option<&str>) -> Loaded {
-    match detect(root) {
+    load_as(root, detect(root), source, id)
+}
+
+/// [`load`] of a root whose format is known.
+fn load_as(root: &Path, format: Option<Format>, source: Source, id: Option<&str>) -> Loaded {
+    match format {
         Some(Format::Native | Format::AionuiRfc) => match native::detect(root) {
             Some(manifest) => {
                 let mut loaded = native::load(root, &manifest, source);
@@ -527,15 +533,12 @@ pub fn load(root: &Path, source: Source, id: Option<&str>) -> Loaded {
         Some(Format::Servers) if codex::detect_config(root) => codex::load_config(root, source),
         Some(Format::Servers) => native::load_servers(root, source),
         Some(Format::NpmServer) => native::load_npm_server(root, source),
-        Some(Format::Skill | Format::Skills) => {
-            let format = detect(root).unwrap_or(Format::Skills);
-            load_skills(
-                root,
-                source,
-                format,
-                id.map_or_else(|| folder_id(root), str::to_owned),
-            )
-        }
+        Some(format @ (Format::Skill | Format::Skills)) => load_skills(
+            root,
+            source,
+            format,
+            id.map_or_else(|| folder_id(root), str::to_owned),
+        ),
         Some(_) => load_foreign(root, source, id),
         None => Loaded {
             package: None,

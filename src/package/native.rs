@@ -59,17 +59,6 @@ pub fn detect(dir: &Path) -> Option<PathBuf> {
     manifest.is_file().then_some(manifest)
 }
 
-/// Whether the package.json `manifest` has a `bin` (and is not ours): a plain MCP server.
-pub fn has_bin(manifest: &Path) -> bool {
-    read_text(manifest)
-        .ok()
-        .and_then(|text| serde_json::from_str::<Value>(&text).ok())
-        .is_some_and(|json| {
-            json.get("bin")
-                .is_some_and(|b| b.is_string() || b.is_object())
-        })
-}
-
 /// A plain npm MCP server (a `bin`, no manifest of ours) as a package with one child
 /// server: its `bin` run with node (or as it is, when it is not JavaScript).
 pub fn load_npm_server(root: &Path, source: Source) -> Loaded {
@@ -171,12 +160,27 @@ pub fn load_npm_server(root: &Path, source: Source) -> Loaded {
     }
 }
 
-/// Whether the package.json `manifest` holds a `"capmux"` or `"aionui"` object.
-pub fn has_object(manifest: &Path) -> bool {
-    read_text(manifest)
+/// What a package.json is to capmux.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// It holds a `"capmux"` or `"aionui"` object.
+    Ours,
+    /// Not ours, but it has a `bin`: a plain MCP server.
+    Bin,
+    /// Neither (or unreadable: the native reader says why).
+    Other,
+}
+
+/// Reads the package.json `manifest` once to tell what it is.
+pub fn inspect(manifest: &Path) -> Kind {
+    let json = read_text(manifest)
         .ok()
-        .and_then(|text| serde_json::from_str::<Value>(&text).ok())
-        .is_some_and(|json| json.get("capmux").is_some() || json.get("aionui").is_some())
+        .and_then(|text| serde_json::from_str::<Value>(&text).ok());
+    match json {
+        Some(j) if j.get("capmux").is_some() || j.get("aionui").is_some() => Kind::Ours,
+        Some(j) if j.get("bin").is_some_and(|b| b.is_string() || b.is_object()) => Kind::Bin,
+        _ => Kind::Other,
+    }
 }
 
 /// Loads the native package whose manifest is `manifest`.
