@@ -906,16 +906,20 @@ async fn a_reload_starts_new_children_keeps_unchanged_ones_and_stops_removed_one
         changes(&seen) > before
     })
     .await;
-    wait_for("both children ready", || {
-        server
-            .children()
-            .status()
-            .iter()
-            .all(|s| s.state == State::Ready)
-    })
-    .await;
-    let names = tool_names(&client).await;
-    assert!(names.contains(&"kid__echo".to_owned()) && names.contains(&"other__echo".to_owned()));
+    // Each child's catalogue joins the served lists when it is ready (each with its own
+    // list_changed); wait until both have.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let names = tool_names(&client).await;
+        if names.contains(&"kid__echo".to_owned()) && names.contains(&"other__echo".to_owned()) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not both listed: {names:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
     assert_eq!(
         text_of(&support::call(&client, "kid__echo", json!({ "text": "hi" })).await),
         "hi"
