@@ -618,3 +618,56 @@ fn an_update_that_asks_for_more_permissions_is_held_until_granted() {
     ok(h, &["grant", "grows", "network:fetch"]);
     assert!(ok(h, &["--no-bundled", "tools"]).contains("grows__hello"));
 }
+
+#[test]
+fn on_a_terminal_install_asks_and_a_yes_grants_what_it_shows() {
+    let home = tempfile::tempdir().expect("tempdir");
+    let h = home.path();
+    let src = native_package(&h.join("src"), "asked", "1.0.0", "x");
+    // capmux on a pseudo-terminal: the question appears, "y" is typed, and the package is
+    // installed enabled with what it asked for.
+    let script = r#"
+import os, pty, subprocess, sys, time
+master, slave = pty.openpty()
+proc = subprocess.Popen(sys.argv[1:], stdin=slave, stdout=subprocess.PIPE, stderr=slave)
+os.close(slave)
+seen, deadline = b"", time.time() + 20
+while b"[y/N]" not in seen and time.time() < deadline:
+    seen += os.read(master, 4096)
+os.write(master, b"y\n")
+out, _ = proc.communicate(timeout=20)
+sys.stdout.write(seen.decode(errors="replace") + "\n---\n" + out.decode())
+sys.exit(proc.returncode)
+"#;
+    let mut command = Command::new("python3");
+    command
+        .args(["-c", script])
+        .arg(env!("CARGO_BIN_EXE_capmux"))
+        .args(["install", src.to_str().expect("utf-8")])
+        .current_dir(h);
+    for (key, value) in capmux(h).get_envs() {
+        match value {
+            Some(value) => command.env(key, value),
+            None => command.env_remove(key),
+        };
+    }
+    let out = command.output().expect("python3 runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (question, _) = text.split_once("\n---\n").expect("two parts");
+    assert!(
+        question.contains("tool hello: python3 hello.py"),
+        "{question}"
+    );
+    assert!(
+        question.contains("Grant these permissions and enable `asked`?"),
+        "{question}"
+    );
+    let entry = &registry(h)["packages"]["asked"];
+    assert_eq!(entry["enabled"], true);
+    assert_eq!(entry["grants"], json!(["shell:execute"]));
+}
