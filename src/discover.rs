@@ -1,10 +1,11 @@
 //! Discovery: from the configured sources to the packages they hold.
 //!
-//! A source path is either a package root (a package.json, a SKILL.md, or a folder of skill
-//! folders) or a folder whose sub-folders are package roots (`plugins/`, the user's package
-//! folder). Sources come in precedence order: explicit paths (`--package`, `package_paths`,
-//! `skill_paths`), the project's `.capmux/packages/` and `.capmux/skills/`, the user's
-//! `packages/` and `skills/` folders, then the bundled `plugins/` and `skills/`. When two
+//! A source path is either a package root (any format `package::detect` knows, or a servers
+//! config file) or a folder whose sub-folders are package roots (`plugins/`, the user's
+//! package folder); a marketplace root holds several packages. Sources come in precedence
+//! order: explicit paths (`--package`, `package_paths`, `skill_paths`), the project's
+//! `.capmux/packages/` and `.capmux/skills/`, the installed packages (the registry), the
+//! user's `packages/` and `skills/` folders, then the bundled `plugins/` and `skills/`. When two
 //! roots hold the same package id, the first keeps it and the later one is reported as
 //! shadowed, never silently dropped.
 

@@ -199,6 +199,9 @@ fn install_named(
 ) -> Result<Installed, String> {
     let registry = home.read()?;
     let spec = Spec::parse(spec_text, cwd, &registry.marketplaces);
+    if link && !matches!(spec, Spec::Folder(_)) {
+        return Err("--link takes a local folder".into());
+    }
     let store = home.store();
     std::fs::create_dir_all(&store)
         .map_err(|e| format!("cannot create {}: {e}", store.display()))?;
@@ -278,10 +281,6 @@ fn install_named(
             return install_from_marketplace(home, &registry, name, market, cwd, consent, progress);
         }
     };
-    if link && kind != Kind::Link {
-        return Err("--link takes a local folder".into());
-    }
-
     // What is it?
     let loaded = package::load_all(&root, Source::User, None);
     let mut diagnostics: Vec<crate::Diagnostic> = Vec::new();

@@ -229,7 +229,7 @@ impl Server {
     }
 
     /// Swaps in the pool of the current catalogues; returns the old and the new one.
-    fn rebuild_quietly(&self) -> Option<(Arc<Pool>, Arc<Pool>)> {
+    fn rebuild_quietly(&self) -> (Arc<Pool>, Arc<Pool>) {
         let children = &self.inner.children;
         let _guard = self.inner.rebuild.lock().unwrap_or_else(|p| p.into_inner());
         let base = self
@@ -260,14 +260,12 @@ impl Server {
                 d.message
             );
         }
-        Some((old, pool))
+        (old, pool)
     }
 
     /// [`Server::rebuild_quietly`], then `list_changed` for each list that changed.
     async fn rebuild(&self) {
-        let Some((old, new)) = self.rebuild_quietly() else {
-            return;
-        };
+        let (old, new) = self.rebuild_quietly();
         let Some(peer) = self.children().upstream_peer() else {
             return;
         };

@@ -166,31 +166,29 @@ impl<'a> Build<'a> {
                 ),
             );
         } else if self.pkg.prompts.iter().any(|p| p.name == prompt.name) {
-            let rel = self.rel(file);
-            self.info(
-                file,
-                format!(
-                    "`{rel}` ({}): a prompt `{}` is already given by this package; this one is not loaded twice",
-                    self.format, prompt.name
-                ),
-            );
+            self.already_given(file, "prompt", &prompt.name, "loaded");
         } else {
             self.pkg.prompts.push(prompt);
         }
+    }
+
+    /// The info diagnostic of the multi-format rule: an earlier format gave `name` already.
+    fn already_given(&mut self, file: &Path, what: &str, name: &str, done: &str) {
+        let rel = self.rel(file);
+        self.info(
+            file,
+            format!(
+                "`{rel}` ({}): a {what} `{name}` is already given by this package; this one is not {done} twice",
+                self.format
+            ),
+        );
     }
 
     /// Servers, each unless one of that name is already there.
     pub fn add_servers(&mut self, file: &Path, servers: Vec<McpServer>) {
         for server in servers {
             if self.pkg.mcp_servers.iter().any(|s| s.name == server.name) {
-                let rel = self.rel(file);
-                self.info(
-                    file,
-                    format!(
-                        "`{rel}` ({}): a server `{}` is already given by this package; this one is not started twice",
-                        self.format, server.name
-                    ),
-                );
+                self.already_given(file, "server", &server.name, "started");
             } else {
                 self.pkg.mcp_servers.push(server);
             }
@@ -246,7 +244,12 @@ impl<'a> Build<'a> {
             return;
         }
         let mut visited = BTreeSet::new();
-        let Some(content) = self.context_text(file, imports, 0, &mut visited) else {
+        let root = self
+            .r
+            .root
+            .canonicalize()
+            .unwrap_or_else(|_| self.r.root.to_path_buf());
+        let Some(content) = self.context_text(file, imports, &root, 0, &mut visited) else {
             return;
         };
         if content.trim().is_empty() {
@@ -265,6 +268,7 @@ impl<'a> Build<'a> {
         &mut self,
         file: &Path,
         imports: bool,
+        root: &Path,
         depth: usize,
         visited: &mut BTreeSet<PathBuf>,
     ) -> Option<String> {
@@ -295,13 +299,7 @@ impl<'a> Build<'a> {
             let inside = wanted
                 .canonicalize()
                 .ok()
-                .filter(|p| p.is_file())
-                .filter(|p| {
-                    self.r
-                        .root
-                        .canonicalize()
-                        .is_ok_and(|root| p.starts_with(root))
-                });
+                .filter(|p| p.is_file() && p.starts_with(root));
             match inside {
                 Some(path) if visited.contains(&path) => {
                     self.warn(
@@ -320,7 +318,7 @@ impl<'a> Build<'a> {
                     out.push('\n');
                 }
                 Some(path) => {
-                    if let Some(inner) = self.context_text(&path, true, depth + 1, visited) {
+                    if let Some(inner) = self.context_text(&path, true, root, depth + 1, visited) {
                         out.push_str(&inner);
                         out.push('\n');
                     }

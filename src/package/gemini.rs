@@ -47,15 +47,12 @@ pub(crate) fn read(b: &mut Build<'_>) {
     };
     let root = b.r.root.to_path_buf();
     b.r.unknown_keys(&m, KEYS, "extension");
-    for (key, target) in [("version", 0), ("description", 1)] {
-        if let Some(text) = m.get(key).and_then(Value::as_str) {
-            let slot = if target == 0 {
-                &mut b.pkg.version
-            } else {
-                &mut b.pkg.description
-            };
-            slot.get_or_insert_with(|| text.to_owned());
-        }
+    let text = |key: &str| m.get(key).and_then(Value::as_str).map(str::to_owned);
+    if let Some(version) = text("version") {
+        b.pkg.version.get_or_insert(version);
+    }
+    if let Some(description) = text("description") {
+        b.pkg.description.get_or_insert(description);
     }
     for (key, why) in [
         ("themes", "themes are agent UI"),
